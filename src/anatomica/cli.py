@@ -1,0 +1,61 @@
+"""The ``anatomica`` command line: one sub-command per job, each defined in ``anatomica.commands``.
+
+Bad input ends with one line ``error: ...`` on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from anatomica.errors import AnatomicaError
+
+app = typer.Typer(
+    name="anatomica",
+    help=(
+        "Controllable generation of 3D anatomy.\n\n"
+        "Typical path: `anatomica phantoms` (training data) -> `anatomica stats` (look at it) -> "
+        "`anatomica train autoencoder` -> `anatomica train diffusion` -> `anatomica sample --task ...` "
+        "(guided generation) -> `anatomica measure` (check a result against a task)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    # Each module adds its own commands to ``app``; imported here so `--help` lists them all.
+    from anatomica.commands import demo, phantoms, stats  # noqa: F401
+
+
+def main() -> None:
+    """Console entry point: run the app, turning expected failures into one clean line."""
+    _register()
+    try:
+        app(standalone_mode=False)
+    except AnatomicaError as e:
+        typer.secho(f"error: {e}", fg="red", err=True)
+        sys.exit(2)
+    except FileNotFoundError as e:
+        typer.secho(f"error: {e.filename or e}: no such file or folder", fg="red", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.secho("interrupted", err=True)
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as e:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""Label maps on disk: NIfTI reading with validation, atomic writing, label tables and dataset folders.
+
+A :class:`LabelMap` carries its affine and label table with the array, so geometry never gets lost
+between reading, processing and writing (TorchIO's idea).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from anatomica.errors import AnatomicaError
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+
+@dataclass
+class LabelMap:
+    """An integer label volume (X, Y, Z) with its voxel-to-world affine (mm) and label table."""
+
+    array: np.ndarray
+    affine: np.ndarray
+    labels: dict[str, int] = field(default_factory=dict)  # name -> value, background excluded
+
+    def __post_init__(self) -> None:
+        self.affine = np.asarray(self.affine, dtype=np.float64)
+        if self.array.ndim != 3:
+            raise AnatomicaError(f"a label map must be 3D, got shape {tuple(self.array.shape)}")
+        if self.affine.shape != (4, 4):
+            raise AnatomicaError(f"affine must be 4x4, got {self.affine.shape}")
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size in mm along each array axis (column norms of the affine)."""
+        return tuple(float(s) for s in np.linalg.norm(self.affine[:3, :3], axis=0))
+
+    @property
+    def voxel_volume_ml(self) -> float:
+        return float(abs(np.linalg.det(self.affine[:3, :3]))) / 1000.0
+
+    def name_of(self, value: int) -> str:
+        for name, v in self.labels.items():
+            if v == value:
+                return name
+        return f"label_{value}"
+
+    def present_labels(self) -> dict[str, int]:
+        """Every nonzero value in the array with its name (table names first, else ``label_<v>``)."""
+        values = [int(v) for v in np.unique(self.array) if v != 0]
+        table = {name: v for name, v in self.labels.items()}
+        out = {name: v for name, v in table.items()}
+        for v in values:
+            if v not in table.values():
+                out[f"label_{v}"] = v
+        return dict(sorted(out.items(), key=lambda kv: kv[1]))
+
+
+def _check_path(path: Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise AnatomicaError(f"{path}: no such file or folder")
+    return path
+
+
+def is_nifti(path: Path) -> bool:
+    return str(path).endswith(NIFTI_SUFFIXES)
+
+
+def load_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read any NIfTI volume as (array float or int, affine); every read failure becomes one line."""
+    path = _check_path(Path(path))
+    if path.is_dir():
+        raise AnatomicaError(f"{path}: is a folder, expected a .nii or .nii.gz file")
+    if not is_nifti(path):
+        raise AnatomicaError(f"{path}: not a NIfTI file (expected .nii or .nii.gz)")
+    if path.stat().st_size == 0:
+        raise AnatomicaError(f"{path}: empty file")
+    try:
+        img = nib.load(str(path))
+        data = np.asanyarray(img.dataobj)
+    except gzip.BadGzipFile:
+        raise AnatomicaError(f"{path}: not a valid gzip file") from None
+    except EOFError:
+        raise AnatomicaError(f"{path}: truncated file (unexpected end of data)") from None
+    except nib.filebasedimages.ImageFileError as e:
+        raise AnatomicaError(f"{path}: not a NIfTI image ({_first_line(e)})") from None
+    except (OSError, ValueError, zlib.error) as e:
+        raise AnatomicaError(f"{path}: unreadable or truncated NIfTI ({_first_line(e)})") from None
+    return data, np.asarray(img.affine, dtype=np.float64)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def as_label_array(data: np.ndarray, source: str = "label map") -> np.ndarray:
+    """Validate that ``data`` is a 3D map of non-negative integer labels; return it as int32."""
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise AnatomicaError(f"{source}: expected a 3D label map, got a {data.ndim}D array of shape {tuple(data.shape)}")
+    if np.issubdtype(data.dtype, np.floating):
+        if not np.all(np.isfinite(data)):
+            raise AnatomicaError(f"{source}: contains NaN or infinite values, labels must be integers")
+        if np.any(data != np.round(data)):
+            raise AnatomicaError(f"{source}: contains fractional values, labels must be integers (is this an image?)")
+    elif not np.issubdtype(data.dtype, np.integer) and data.dtype != bool:
+        raise AnatomicaError(f"{source}: unsupported data type {data.dtype} for a label map")
+    if data.size and data.min() < 0:
+        raise AnatomicaError(f"{source}: contains negative labels (min {data.min():g}), labels must be >= 0")
+    if data.size and data.max() > np.iinfo(np.int32).max:
+        raise AnatomicaError(f"{source}: label value {data.max():g} is too large")
+    return np.asarray(data, dtype=np.int32)
+
+
+def load_label_map(path: str | Path, labels: dict[str, int] | None = None) -> LabelMap:
+    """Read and validate a NIfTI label map. ``labels`` (name -> value) defaults to the enclosing dataset.json's."""
+    path = Path(path)
+    data, affine = load_volume(path)
+    array = as_label_array(data, str(path))
+    if labels is None:
+        labels = find_dataset_labels(path)
+    return LabelMap(array, affine, dict(labels or {}))
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename: readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_label_map(label_map: LabelMap, path: str | Path, overwrite: bool = False) -> Path:
+    """Write a label map as NIfTI (uint8/int16 by range) with its affine, atomically."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise AnatomicaError(f"{path}: exists (pass --overwrite to replace it)")
+    arr = label_map.array
+    dtype = np.uint8 if arr.max(initial=0) < 256 else np.int16
+    img = nib.Nifti1Image(arr.astype(dtype), label_map.affine)
+    img.header.set_xyzt_units("mm")
+    img.set_qform(label_map.affine, code=1)
+    img.set_sform(label_map.affine, code=1)
+    _atomic_write(path, lambda tmp: nib.save(img, tmp))
+    return path
+
+
+def save_volume(array: np.ndarray, affine: np.ndarray, path: str | Path, overwrite: bool = False) -> Path:
+    """Write a float image volume (e.g. a rendered CT or MRI slice stack) with its affine, atomically."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise AnatomicaError(f"{path}: exists (pass --overwrite to replace it)")
+    img = nib.Nifti1Image(np.asarray(array, dtype=np.float32), affine)
+    img.header.set_xyzt_units("mm")
+    _atomic_write(path, lambda tmp: nib.save(img, tmp))
+    return path
+
+
+def write_json(obj, path: str | Path) -> Path:
+    path = Path(path)
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2) + "\n"))
+    return path
+
+
+# --- label tables and dataset folders (Medical Segmentation Decathlon / nnU-Net v2 layout) -----------
+
+
+def read_label_table(path: str | Path) -> dict[str, int]:
+    """Labels from a dataset.json (nnU-Net v2 ``{name: value}`` or MSD ``{"value": name}``) or a plain JSON table."""
+    path = _check_path(Path(path))
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise AnatomicaError(f"{path}: not valid JSON ({_first_line(e)})") from None
+    table = meta.get("labels", meta) if isinstance(meta, dict) else None
+    if not isinstance(table, dict):
+        raise AnatomicaError(f"{path}: no label table (expected a 'labels' object)")
+    out: dict[str, int] = {}
+    for k, v in table.items():
+        if isinstance(v, int) and not isinstance(v, bool):  # nnU-Net v2: name -> value
+            name, value = k, v
+        elif isinstance(v, str) and k.lstrip("-").isdigit():  # MSD: "value" -> name
+            name, value = v, int(k)
+        else:
+            raise AnatomicaError(f"{path}: label entry {k!r}: {v!r} is neither name->int nor 'int'->name")
+        if value < 0:
+            raise AnatomicaError(f"{path}: label {name!r} has negative value {value}")
+        out[name] = value
+    out.pop("background", None)
+    return {n: v for n, v in out.items() if v != 0}
+
+
+def find_dataset_labels(path: Path) -> dict[str, int] | None:
+    """The label table of the dataset.json next to ``labelsTr/`` holding ``path``, if any."""
+    for folder in (path.parent, path.parent.parent):
+        candidate = folder / "dataset.json"
+        if candidate.is_file():
+            return read_label_table(candidate)
+    return None
+
+
+def list_label_files(folder: str | Path) -> list[Path]:
+    """NIfTI files of a dataset folder: ``labelsTr/`` when present, else the folder itself, sorted."""
+    folder = _check_path(Path(folder))
+    if not folder.is_dir():
+        raise AnatomicaError(f"{folder}: not a folder")
+    sub = folder / "labelsTr"
+    search = sub if sub.is_dir() else folder
+    files = sorted(p for p in search.iterdir() if p.is_file() and is_nifti(p) and not p.name.startswith("."))
+    if not files:
+        raise AnatomicaError(f"{folder}: no .nii or .nii.gz label maps found")
+    return files
+
+
+def write_dataset_json(folder: str | Path, name: str, labels: dict[str, int], cases: list[str], extra: dict | None = None) -> Path:
+    """dataset.json in the nnU-Net v2 style, with the MSD ``training`` file list."""
+    folder = Path(folder)
+    meta = {
+        "name": name,
+        "channel_names": {"0": "label"},
+        "labels": {"background": 0, **labels},
+        "numTraining": len(cases),
+        "file_ending": ".nii.gz",
+        "training": [{"label": f"./labelsTr/{c}.nii.gz"} for c in cases],
+    }
+    if extra:
+        meta.update(extra)
+    return write_json(meta, folder / "dataset.json")
