@@ -86,15 +86,28 @@ def load_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         img = nib.load(str(path))
         data = np.asanyarray(img.dataobj)
-    except gzip.BadGzipFile:
-        raise AnatomicaError(f"{path}: not a valid gzip file") from None
-    except EOFError:
-        raise AnatomicaError(f"{path}: truncated file (unexpected end of data)") from None
-    except nib.filebasedimages.ImageFileError as e:
-        raise AnatomicaError(f"{path}: not a NIfTI image ({_first_line(e)})") from None
-    except (OSError, ValueError, zlib.error) as e:
-        raise AnatomicaError(f"{path}: unreadable or truncated NIfTI ({_first_line(e)})") from None
+    except (nib.filebasedimages.ImageFileError, OSError, ValueError, EOFError, zlib.error) as e:
+        raise AnatomicaError(f"{path}: {_diagnose(path, e)}") from None
     return data, np.asarray(img.affine, dtype=np.float64)
+
+
+def _diagnose(path: Path, error: Exception) -> str:
+    """Say why a file is not a readable NIfTI: bad gzip, truncated stream, short header, or not NIfTI at all."""
+    raw = path.read_bytes()
+    if str(path).endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except gzip.BadGzipFile:
+            return "not a valid gzip file (random or corrupted bytes?)"
+        except (EOFError, zlib.error):
+            return "truncated file (the compressed stream ends early)"
+    if len(raw) >= 4 and int.from_bytes(raw[:4], "little") not in (348, 540) and int.from_bytes(raw[:4], "big") not in (348, 540):
+        return "not a NIfTI image (no NIfTI header)"
+    if len(raw) < 348:
+        return "truncated file (incomplete NIfTI header)"
+    if isinstance(error, EOFError) or "expected" in str(error).lower():
+        return f"truncated file (fewer voxels than the header declares: {_first_line(error)})"
+    return f"unreadable NIfTI ({_first_line(error)})"
 
 
 def _first_line(e: Exception) -> str:

@@ -16,15 +16,18 @@ MAX_DIM = 2
 
 
 def persistence_t(values: np.ndarray, maxdim: int | None = None) -> np.ndarray:
-    """Sublevel persistence of ``values`` on closed voxel cubes: rows [dim, birth, death, b_xyz, d_xyz].
+    """Sublevel persistence of a 1D/2D/3D ``values`` on closed voxel cubes: rows [dim, birth, death, b_ijk, d_ijk].
 
-    Essential classes have ``death = inf``.
+    Birth/death cells are given by array indices (always three columns, zero-padded below 3D; -1 for
+    an essential class's death). Essential classes have ``death = inf``.
     """
     arr = np.ascontiguousarray(values, dtype=np.float64)
+    if not 1 <= arr.ndim <= 3:
+        raise ValueError(f"persistence needs a 1D, 2D or 3D array, got shape {arr.shape}")
     if maxdim is None:
         maxdim = arr.ndim - 1
     ph = cripser.computePH_T(arr, maxdim=maxdim)
-    ph = np.asarray(ph, dtype=np.float64).reshape(-1, 3 + 2 * arr.ndim)
+    ph = np.asarray(ph, dtype=np.float64).reshape(-1, 9)
     ph[ph[:, 2] > 1e300, 2] = np.inf
     return ph
 

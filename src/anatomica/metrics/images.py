@@ -1,0 +1,70 @@
+"""Image-set metrics: Fréchet distance of Gaussians fitted to features (FID), and per-class Dice.
+
+FID here is computed on *given* features (Heusel et al. 2017, Eq. of the Fréchet distance between
+two Gaussians); which network produced them is the caller's business and must be stated next to the
+number. No downloaded Inception weights are used anywhere in anatomica.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from monai.metrics import compute_dice
+from scipy import linalg
+
+from anatomica.errors import AnatomicaError
+
+
+def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (F,) and unbiased covariance (F, F) of an (N, F) feature matrix; needs N >= 2."""
+    f = np.asarray(features, dtype=np.float64)
+    if f.ndim != 2:
+        raise AnatomicaError(f"features must be an (N, F) matrix, got shape {f.shape}")
+    if f.shape[0] < 2:
+        raise AnatomicaError(f"need at least 2 samples to fit a Gaussian, got {f.shape[0]}")
+    if not np.all(np.isfinite(f)):
+        raise AnatomicaError("features contain NaN or infinite values")
+    return f.mean(0), np.atleast_2d(np.cov(f, rowvar=False))
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6) -> float:
+    """d² = ‖μ1 − μ2‖² + Tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^{1/2})  (the Fréchet distance of two Gaussians)."""
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    s1, s2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
+        raise AnatomicaError(f"mismatched Gaussian shapes: {mu1.shape}, {s1.shape} vs {mu2.shape}, {s2.shape}")
+    diff = mu1 - mu2
+    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    if not np.all(np.isfinite(covmean)):
+        # singular product (fewer samples than features): regularize the diagonal, as pytorch-fid does
+        offset = np.eye(s1.shape[0]) * eps
+        covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
+    covmean = np.real(covmean)
+    return float(max(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean), 0.0))
+
+
+def fid_from_features(real: np.ndarray, generated: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two (N, F) feature sets."""
+    r, g = np.asarray(real), np.asarray(generated)
+    if r.ndim != 2 or g.ndim != 2 or r.shape[1] != g.shape[1]:
+        raise AnatomicaError(f"feature sets must be (N, F) with equal F, got {r.shape} and {g.shape}")
+    return frechet_distance(*gaussian_stats(r), *gaussian_stats(g))
+
+
+def dice_per_class(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor, labels: Sequence[int]) -> np.ndarray:
+    """Dice of each label value between two batches of integer label maps (N, *spatial) -> (N, len(labels)).
+
+    A label absent from both prediction and target scores 1 (nothing to find, nothing found).
+    """
+    p = torch.as_tensor(np.asarray(pred)).long()
+    t = torch.as_tensor(np.asarray(target)).long()
+    if p.shape != t.shape:
+        raise AnatomicaError(f"prediction shape {tuple(p.shape)} differs from target shape {tuple(t.shape)}")
+    if p.ndim < 2:
+        raise AnatomicaError(f"expected a batch of label maps (N, *spatial), got shape {tuple(p.shape)}")
+    values = torch.as_tensor(list(labels)).reshape(1, -1, *([1] * (p.ndim - 1)))
+    p1 = (p.unsqueeze(1) == values).float()
+    t1 = (t.unsqueeze(1) == values).float()
+    return compute_dice(p1, t1, include_background=True, ignore_empty=False).numpy()

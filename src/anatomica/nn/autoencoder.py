@@ -1,0 +1,105 @@
+"""The label-map autoencoder: a KL-regularized 3D conv encoder with two decoders trained together.
+
+- encoder + convolutional decoder: MONAI ``AutoencoderKL`` (full volume; used by V-parsing);
+- neural-field decoder :class:`~anatomica.nn.field.FieldDecoder` (any point set; used by L-parsing).
+
+Interfaces the guidance code relies on: ``encode(x_onehot) -> (mean, logvar)``, ``decode(z) -> logits
+(B, C, X, Y, Z)``, ``query(z, points) -> logits (B, C, N)`` and ``decode_field(z, shape)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+from monai.networks.nets import AutoencoderKL
+from torch import Tensor, nn
+
+from anatomica.nn.field import FieldConfig, FieldDecoder
+
+
+@dataclass
+class AutoencoderConfig:
+    """Rebuilds an :class:`Autoencoder`; stored in the run's config.json."""
+
+    num_classes: int = 8  # channels of the one-hot input, background included
+    latent_channels: int = 4
+    channels: Sequence[int] = (32, 64, 64)  # len - 1 halvings: (a, b, c) -> ×4 downsampling
+    num_res_blocks: int = 1
+    norm_num_groups: int = 16
+    field: dict = field(default_factory=dict)  # FieldConfig overrides (latent/out channels are filled in)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> AutoencoderConfig:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown autoencoder config keys: {sorted(unknown)}")
+        return cls(**d)
+
+    @property
+    def downsampling(self) -> int:
+        return 2 ** (len(self.channels) - 1)
+
+    def field_config(self) -> FieldConfig:
+        return FieldConfig(**{**self.field, "latent_channels": self.latent_channels, "out_channels": self.num_classes})
+
+
+class Autoencoder(nn.Module):
+    def __init__(self, config: AutoencoderConfig):
+        super().__init__()
+        if config.num_classes < 2:
+            raise ValueError(f"need at least 2 classes (background + one label), got {config.num_classes}")
+        self.config = config
+        self.kl = AutoencoderKL(
+            spatial_dims=3,
+            in_channels=config.num_classes,
+            out_channels=config.num_classes,
+            channels=tuple(config.channels),
+            attention_levels=(False,) * len(config.channels),
+            latent_channels=config.latent_channels,
+            num_res_blocks=config.num_res_blocks,
+            norm_num_groups=config.norm_num_groups,
+            with_encoder_nonlocal_attn=False,
+            with_decoder_nonlocal_attn=False,
+        )
+        self.field = FieldDecoder(config.field_config())
+
+    def latent_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
+        f = self.config.downsampling
+        bad = [s for s in shape if s % f]
+        if bad:
+            raise ValueError(f"volume size {tuple(shape)} must be divisible by {f}")
+        return (self.config.latent_channels, *[s // f for s in shape])
+
+    def encode(self, x_onehot: Tensor) -> tuple[Tensor, Tensor]:
+        """(mean, logvar) of the diagonal Gaussian posterior q(z | x)."""
+        mean, sigma = self.kl.encode(x_onehot)
+        return mean, 2.0 * sigma.log()
+
+    @staticmethod
+    def sample_posterior(mean: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=generator.device if generator else mean.device)
+        return mean + (0.5 * logvar).exp() * eps.to(mean.device)
+
+    @staticmethod
+    def kl_divergence(mean: Tensor, logvar: Tensor) -> Tensor:
+        """KL(q(z|x) ‖ N(0, I)) per latent element, averaged: ½·mean(μ² + σ² − ln σ² − 1)."""
+        return 0.5 * (mean.pow(2) + logvar.exp() - logvar - 1.0).mean()
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Full-volume logits (B, C, X, Y, Z) from the convolutional decoder."""
+        return self.kl.decode(z)
+
+    def query(self, z: Tensor, points: Tensor) -> Tensor:
+        """Neural-field logits (B, C, N) at normalized points (B, N, 3) or (N, 3)."""
+        return self.field.query(z, points)
+
+    def decode_field(self, z: Tensor, shape: Sequence[int], chunk: int = 65536) -> Tensor:
+        """Neural-field logits on the full grid of ``shape`` (same code path as :meth:`query`)."""
+        return self.field.decode_grid(z, shape, chunk=chunk)

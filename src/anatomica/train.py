@@ -1,0 +1,179 @@
+"""Training entry points: ``train_autoencoder`` and ``train_diffusion`` (fresh or ``resume``), and ``load_model``.
+
+Both build a Lightning task (``anatomica.training``), fit it with the shared trainer (CPU/GPU, DDP with
+``devices > 1``), and export ``model.safetensors`` + ``config.json`` into the run folder. Under DDP,
+Lightning re-launches the same command once per extra process; only the main process prepares the
+folder and writes the exported weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from anatomica.data.datasets import LabelDataset, load_label_dataset
+from anatomica.data.io import write_json
+from anatomica.errors import AnatomicaError
+from anatomica.nn.autoencoder import AutoencoderConfig
+from anatomica.nn.checkpoint import load_module_state, load_tensors, read_config, save_tensors, save_weights
+from anatomica.nn.unet import UNetConfig
+from anatomica.training.autoencoder import AutoencoderTask, AutoencoderTrainConfig, reconstruction_dice
+from anatomica.training.bundle import ModelBundle, build_autoencoder, load_autoencoder, load_model
+from anatomica.training.diffusion import DiffusionTask, DiffusionTrainConfig, encode_dataset, latent_normalization
+from anatomica.training.quality import label_volume_stats
+from anatomica.training.runs import check_same_data, data_record, prepare_run_dir, resume_checkpoint, write_run_config
+from anatomica.training.trainer import is_main_process, make_trainer
+
+__all__ = ["train_autoencoder", "train_diffusion", "load_model", "load_autoencoder", "ModelBundle"]
+
+SAMPLING_DEFAULTS = {"sigma_min": 0.002, "sigma_max": 80.0, "rho": 7.0}
+
+
+def _load_data(path: Path, size: int | None, val_fraction: float) -> tuple[LabelDataset, LabelDataset, LabelDataset]:
+    data = load_label_dataset(path, size)
+    train, val = data.split(val_fraction)
+    return data, train, val
+
+
+def _check_steps(steps: int, batch_size: int) -> None:
+    if steps < 1:
+        raise AnatomicaError(f"--steps must be >= 1, got {steps}")
+    if batch_size < 1:
+        raise AnatomicaError(f"--batch-size must be >= 1, got {batch_size}")
+
+
+def _resume_config(run: Path, kind: str, steps: int | None) -> dict:
+    config = read_config(run, kind)
+    if steps is not None:
+        config["train"]["steps"] = int(steps)
+    return config
+
+
+def train_autoencoder(
+    data: Path | None = None,
+    out: Path | None = None,
+    size: int | None = None,
+    model: AutoencoderConfig | None = None,
+    train: AutoencoderTrainConfig | None = None,
+    devices: int = 1,
+    overwrite: bool = False,
+    resume: Path | None = None,
+    steps: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train (or resume) the label-map autoencoder; returns the run folder."""
+    main = is_main_process()
+    if resume is not None:
+        run = Path(resume)
+        config = _resume_config(run, "autoencoder", steps)
+        tc = AutoencoderTrainConfig(**config["train"])
+        full, train_set, val_set = _load_data(Path(config["data"]["path"]), config["data"]["shape"], tc.val_fraction)
+        check_same_data(config["data"], full)
+        task = AutoencoderTask(AutoencoderConfig.from_dict(config["model"]), tc, train_set)
+        ckpt = resume_checkpoint(run, task)
+    else:
+        if data is None or out is None:
+            raise AnatomicaError("give --data and --out (or --resume RUN)")
+        run = Path(out)
+        tc = train or AutoencoderTrainConfig()
+        if steps is not None:
+            tc = replace(tc, steps=int(steps))
+        _check_steps(tc.steps, tc.batch_size)
+        if main:
+            prepare_run_dir(run, overwrite)
+        full, train_set, val_set = _load_data(Path(data), size, tc.val_fraction)
+        mc = replace(model or AutoencoderConfig(), num_classes=full.num_classes)
+        if any(s % mc.downsampling for s in full.shape):
+            raise AnatomicaError(f"volume size {full.shape} is not divisible by the autoencoder's downsampling {mc.downsampling}")
+        config = {"model": mc.to_dict(), "train": tc.to_dict(), "data": data_record(full, tc.val_fraction)}
+        if main:
+            write_run_config(run, "autoencoder", config)
+        torch.manual_seed(tc.seed)  # initial weights
+        task = AutoencoderTask(mc, tc, train_set)
+        ckpt = None
+    trainer = make_trainer(run, tc.steps, tc.checkpoint_every, tc.log_every, devices, progress=progress)
+    trainer.fit(task, ckpt_path=ckpt)
+    if trainer.is_global_zero:
+        save_weights(run, task.model, config, kind="autoencoder")
+        evaluated = val_set if len(val_set) else train_set
+        dice = reconstruction_dice(task.model, evaluated)
+        write_json({"step": trainer.global_step, "evaluated_on": "validation" if len(val_set) else "training",
+                    "n_cases": len(evaluated), "dice": dice,
+                    "mean_foreground_dice": {k: float(np.mean(list(v.values()))) for k, v in dice.items()}}, run / "metrics.json")
+    return run
+
+
+def train_diffusion(
+    data: Path | None = None,
+    autoencoder: Path | None = None,
+    out: Path | None = None,
+    unet: UNetConfig | None = None,
+    train: DiffusionTrainConfig | None = None,
+    devices: int = 1,
+    overwrite: bool = False,
+    resume: Path | None = None,
+    steps: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train (or resume) EDM latent diffusion on a trained autoencoder's latents; returns the run folder."""
+    main = is_main_process()
+    if resume is not None:
+        run = Path(resume)
+        config = _resume_config(run, "latent_diffusion", steps)
+        tc = DiffusionTrainConfig(**config["train"])
+        ae = build_autoencoder(config["autoencoder"]["config"], run)
+        load_module_state(ae, load_tensors(run / "autoencoder.safetensors")[0], str(run / "autoencoder.safetensors"))
+        d = config["data"]
+        full, train_set, _ = _load_data(Path(d["path"]), d["shape"], d["val_fraction"])
+        check_same_data(d, full)
+        uc = UNetConfig.from_dict(config["model"]["unet"])
+        shift, scale = config["model"]["latent_shift"], config["model"]["latent_scale"]
+    else:
+        if autoencoder is None or out is None:
+            raise AnatomicaError("give --autoencoder and --out (or --resume RUN)")
+        run = Path(out)
+        tc = train or DiffusionTrainConfig()
+        if steps is not None:
+            tc = replace(tc, steps=int(steps))
+        _check_steps(tc.steps, tc.batch_size)
+        ae, ae_config = load_autoencoder(autoencoder)
+        d = dict(ae_config["data"])
+        if data is not None and Path(data).resolve() != Path(d["path"]):
+            d["path"] = str(Path(data).resolve())
+        if main:
+            prepare_run_dir(run, overwrite)
+        full, train_set, _ = _load_data(Path(d["path"]), d["shape"], d["val_fraction"])
+        if full.label_table != ae_config["data"]["labels"]:
+            raise AnatomicaError(f"{d['path']}: label table differs from the one the autoencoder was trained on")
+        d = {**d, **data_record(full, d["val_fraction"])}
+    latents = encode_dataset(ae, train_set)
+    if resume is None:
+        shift, scale = latent_normalization(latents)
+        latent_shape = list(latents.shape[1:])
+        uc = replace(unet or UNetConfig(), spatial_dims=3, in_channels=latent_shape[0], out_channels=None)
+        voxel_ml = float(abs(np.linalg.det(np.asarray(d["affine"])[:3, :3]))) / 1000.0
+        config = {
+            "model": {"unet": uc.to_dict(), "sigma_data": 1.0, "latent_shape": latent_shape, "latent_shift": shift, "latent_scale": scale},
+            "sampling": dict(SAMPLING_DEFAULTS),
+            "autoencoder": {"source": str(Path(autoencoder).resolve()), "config": ae_config},
+            "train": tc.to_dict(),
+            "data": d,
+            "data_stats": label_volume_stats(train_set.labels, train_set.label_table, voxel_ml),
+        }
+        if main:
+            write_run_config(run, "latent_diffusion", config)
+            save_tensors(run / "autoencoder.safetensors", ae.state_dict(), {"kind": "autoencoder"})
+    z = (latents - torch.tensor(shift).reshape(1, -1, 1, 1, 1)) * scale
+    torch.manual_seed(tc.seed)  # initial weights (a resumed run overwrites them from the checkpoint)
+    task = DiffusionTask(uc, tc, z, sigma_data=config["model"]["sigma_data"])
+    ckpt = resume_checkpoint(run, task) if resume is not None else None
+    if resume is None and any(s % task.denoiser.net.downsampling for s in z.shape[2:]):
+        raise AnatomicaError(f"latent size {tuple(z.shape[2:])} is not divisible by the UNet's {task.denoiser.net.downsampling}; use fewer UNet levels")
+    trainer = make_trainer(run, tc.steps, tc.checkpoint_every, tc.log_every, devices, progress=progress)
+    trainer.fit(task, ckpt_path=ckpt)
+    if trainer.is_global_zero:
+        save_weights(run, task.ema, config, kind="latent_diffusion")
+    return run

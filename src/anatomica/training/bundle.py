@@ -1,0 +1,144 @@
+"""Load a trained latent diffusion run for sampling and guidance: ``load_model(run_dir) -> ModelBundle``.
+
+Everything the guided sampler needs sits in the bundle: the autoencoder (both decoders), the EMA
+denoiser ``D(z, sigma)`` in *normalized* latent space, the latent normalization, the latent shape, the
+dataset's label table (channel = label value), affine and volume shape, the σ schedule, and
+``initial_noise(n, seed)`` so guided and unguided runs start from identical noise.
+
+Normalized latent ``z_n = (z − shift)·scale``; the decoders take raw ``z``: use ``bundle.decode(z_n)`` /
+``bundle.query(z_n, points)`` (which unscale) or ``bundle.autoencoder.*(bundle.from_latent(z_n))``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from anatomica.diffusion.edm import EDMPrecond, karras_sigmas
+from anatomica.diffusion.sampling import initial_noise, sample_euler, sample_heun
+from anatomica.errors import AnatomicaError
+from anatomica.nn.autoencoder import Autoencoder, AutoencoderConfig
+from anatomica.nn.checkpoint import load_module_state, load_tensors, load_weights
+from anatomica.nn.unet import DenoiserUNet, UNetConfig
+from anatomica.training.steps import derive_seed
+
+SAMPLERS = {"heun": sample_heun, "euler": sample_euler}
+
+
+def _config_error(folder: Path, e: Exception) -> AnatomicaError:
+    return AnatomicaError(f"{folder}/config.json: invalid model configuration ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+
+
+def build_autoencoder(config: dict, folder: Path) -> Autoencoder:
+    try:
+        return Autoencoder(AutoencoderConfig.from_dict(config["model"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise _config_error(folder, e) from None
+
+
+def load_autoencoder(run_dir: str | Path) -> tuple[Autoencoder, dict]:
+    """A trained autoencoder run (``anatomica train autoencoder``) -> (model in eval mode, config)."""
+    run_dir = Path(run_dir)
+    state, config = load_weights(run_dir, kind="autoencoder")
+    ae = build_autoencoder(config, run_dir)
+    load_module_state(ae, state, str(run_dir / "model.safetensors"))
+    return ae.eval().requires_grad_(False), config
+
+
+@dataclass
+class ModelBundle:
+    autoencoder: Autoencoder
+    denoiser: EDMPrecond  # EMA weights; D(z_n, sigma) -> z_n hat, differentiable in z_n
+    latent_shape: tuple[int, ...]  # (c, x, y, z)
+    latent_scale: float
+    latent_shift: Tensor  # (c,)
+    labels: dict[str, int]
+    affine: np.ndarray
+    shape: tuple[int, int, int]
+    sigma_min: float
+    sigma_max: float
+    rho: float
+    config: dict
+
+    @property
+    def num_classes(self) -> int:
+        return self.autoencoder.config.num_classes
+
+    def from_latent(self, z_n: Tensor) -> Tensor:
+        return z_n / self.latent_scale + self.latent_shift.to(z_n).reshape(1, -1, 1, 1, 1)
+
+    def to_latent(self, z: Tensor) -> Tensor:
+        return (z - self.latent_shift.to(z).reshape(1, -1, 1, 1, 1)) * self.latent_scale
+
+    def decode(self, z_n: Tensor) -> Tensor:
+        """Conv-decoder logits (B, C, X, Y, Z) of normalized latents."""
+        return self.autoencoder.decode(self.from_latent(z_n))
+
+    def query(self, z_n: Tensor, points: Tensor) -> Tensor:
+        """Neural-field logits (B, C, N) of normalized latents at normalized points."""
+        return self.autoencoder.query(self.from_latent(z_n), points)
+
+    def decode_field(self, z_n: Tensor, shape: Sequence[int] | None = None) -> Tensor:
+        return self.autoencoder.decode_field(self.from_latent(z_n), shape or self.shape)
+
+    def sigmas(self, steps: int) -> Tensor:
+        return karras_sigmas(steps, self.sigma_min, self.sigma_max, self.rho)
+
+    def initial_noise(self, n: int, seed: int, start: int = 0) -> Tensor:
+        """(n, *latent_shape) noise at σ_max; sample i depends only on (seed, start + i)."""
+        return torch.cat([initial_noise((1, *self.latent_shape), self.sigma_max, derive_seed(seed, start + i, 104729)) for i in range(n)])
+
+    @torch.no_grad()
+    def sample(self, n: int, steps: int, seed: int, sampler: str = "heun", denoiser: Callable | None = None, callback=None) -> Tensor:
+        """Unguided (or, with a wrapped ``denoiser``, guided) normalized latents (n, *latent_shape)."""
+        if sampler not in SAMPLERS:
+            raise AnatomicaError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
+        return SAMPLERS[sampler](denoiser or self.denoiser, self.initial_noise(n, seed), self.sigmas(steps), callback=callback)
+
+
+def load_model(run_dir: str | Path) -> ModelBundle:
+    """A trained latent diffusion run (``anatomica train diffusion``), validated, in eval mode without grads."""
+    run_dir = Path(run_dir)
+    state, config = load_weights(run_dir, kind="latent_diffusion")
+    try:
+        m = config["model"]
+        denoiser = EDMPrecond(DenoiserUNet(UNetConfig.from_dict(m["unet"])), sigma_data=float(m["sigma_data"]))
+        ae_config = config["autoencoder"]["config"]
+        data = config["data"]
+        s = config["sampling"]
+        latent_shape = tuple(int(v) for v in m["latent_shape"])
+        shift = torch.tensor(m["latent_shift"], dtype=torch.float32)
+        scale = float(m["latent_scale"])
+        affine = np.asarray(data["affine"], dtype=np.float64)
+        if affine.shape != (4, 4) or shift.shape != (latent_shape[0],):
+            raise ValueError("affine must be 4x4 and latent_shift one value per latent channel")
+    except (KeyError, TypeError, ValueError) as e:
+        raise _config_error(run_dir, e) from None
+    load_module_state(denoiser, state, str(run_dir / "model.safetensors"))
+    ae = build_autoencoder(ae_config, run_dir)
+    ae_state, meta = load_tensors(run_dir / "autoencoder.safetensors")
+    if meta.get("kind") != "autoencoder":
+        raise AnatomicaError(f"{run_dir / 'autoencoder.safetensors'}: holds {meta.get('kind')!r} weights, expected autoencoder")
+    load_module_state(ae, ae_state, str(run_dir / "autoencoder.safetensors"))
+    if tuple(ae.latent_shape(data["shape"])) != latent_shape:
+        raise AnatomicaError(f"{run_dir}: latent shape {latent_shape} does not fit the autoencoder at {tuple(data['shape'])}")
+    return ModelBundle(
+        autoencoder=ae.eval().requires_grad_(False),
+        denoiser=denoiser.eval().requires_grad_(False),
+        latent_shape=latent_shape,
+        latent_scale=scale,
+        latent_shift=shift,
+        labels={k: int(v) for k, v in data["labels"].items()},
+        affine=affine,
+        shape=tuple(int(v) for v in data["shape"]),
+        sigma_min=float(s["sigma_min"]),
+        sigma_max=float(s["sigma_max"]),
+        rho=float(s["rho"]),
+        config=config,
+    )
+

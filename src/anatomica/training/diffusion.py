@@ -1,0 +1,91 @@
+"""Lightning task for EDM latent diffusion on precomputed, unit-variance autoencoder latents, with EMA weights."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+
+import lightning as L
+import torch
+
+from anatomica.data.datasets import LabelDataset
+from anatomica.diffusion.edm import EDMPrecond, edm_loss
+from anatomica.nn.autoencoder import Autoencoder
+from anatomica.nn.unet import DenoiserUNet, UNetConfig
+from anatomica.training.steps import step_batch_indices, step_generator, step_loader
+
+
+@dataclass
+class DiffusionTrainConfig:
+    steps: int = 4000
+    batch_size: int = 16
+    lr: float = 2e-4
+    ema_decay: float = 0.999
+    P_mean: float = -1.2
+    P_std: float = 1.2
+    seed: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 10
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@torch.no_grad()
+def encode_dataset(ae: Autoencoder, data: LabelDataset, batch_size: int = 8) -> torch.Tensor:
+    """Posterior means of every case, (N, c, x, y, z)."""
+    ae.eval()
+    out = [ae.encode(data.onehot(range(i, min(i + batch_size, len(data)))))[0] for i in range(0, len(data), batch_size)]
+    return torch.cat(out)
+
+
+def latent_normalization(latents: torch.Tensor) -> tuple[list[float], float]:
+    """(per-channel shift, global scale) so that (z − shift)·scale has zero mean per channel and unit variance."""
+    shift = latents.mean(dim=(0, 2, 3, 4))
+    scale = 1.0 / float((latents - shift.reshape(1, -1, 1, 1, 1)).std())
+    return [float(s) for s in shift], scale
+
+
+def ema_decay_at(step: int, decay: float) -> float:
+    """EMA decay with warm-up, min(decay, (1+t)/(10+t)), so early averages are not dominated by the initial weights."""
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
+class DiffusionTask(L.LightningModule):
+    """``self.denoiser`` is trained; ``self.ema`` holds its exponential moving average (saved in checkpoints)."""
+
+    def __init__(self, unet_config: UNetConfig, train_config: DiffusionTrainConfig, latents: torch.Tensor, sigma_data: float = 1.0):
+        super().__init__()
+        self.tc = train_config
+        self.latents = latents  # already normalized to unit variance
+        self.denoiser = EDMPrecond(DenoiserUNet(unet_config), sigma_data=sigma_data)
+        self.ema = copy.deepcopy(self.denoiser).requires_grad_(False)
+
+    def train_dataloader(self):
+        return step_loader(len(self.latents), self.tc.batch_size, self.trainer.world_size)
+
+    def training_step(self, _token, _batch_idx):
+        step, rank, world = self.global_step, self.global_rank, self.trainer.world_size
+        idx = step_batch_indices(len(self.latents), self.tc.batch_size, step, self.tc.seed, rank, world)
+        x0 = self.latents[idx].to(self.device)
+        g = step_generator(self.tc.seed, step, rank, stream=1)
+        loss = edm_loss(self.denoiser, x0, P_mean=self.tc.P_mean, P_std=self.tc.P_std, generator=g)
+        self.log("loss", loss, prog_bar=True, on_step=True)
+        return loss
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # Here, not in on_train_batch_end: checkpoint callbacks run before the module's batch-end hook, so an
+        # EMA updated there would be saved one step stale and a resumed run would drift from an uninterrupted one.
+        self.update_ema()
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        d = ema_decay_at(self.global_step, self.tc.ema_decay)
+        for e, p in zip(self.ema.parameters(), self.denoiser.parameters()):
+            e.lerp_(p, 1.0 - d)
+        for e, b in zip(self.ema.buffers(), self.denoiser.buffers()):
+            e.copy_(b)
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.denoiser.parameters(), lr=self.tc.lr, weight_decay=0.0)

@@ -1,0 +1,89 @@
+"""Run folders: what ``--out`` and ``--resume`` point at.
+
+A run folder holds ``config.json`` (kind, model and training configuration, the dataset's label table,
+affine and shape), ``model.safetensors`` once training has finished, ``checkpoints/`` (resume state),
+``logs/`` (CSV, TensorBoard) and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from anatomica.data.datasets import LabelDataset
+from anatomica.data.io import write_json
+from anatomica.errors import AnatomicaError
+from anatomica.nn.checkpoint import FORMAT_VERSION, load_tree
+from anatomica.training.trainer import CHECKPOINT_DIR, is_main_process, last_checkpoint, trim_csv_log
+
+RUN_ARTEFACTS = ("config.json", "model.safetensors", "autoencoder.safetensors", "metrics.json", CHECKPOINT_DIR, "logs")
+
+
+def prepare_run_dir(out: Path, overwrite: bool) -> Path:
+    """Create ``out``; refuse a non-empty folder unless ``overwrite``, which removes only run artefacts."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise AnatomicaError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise AnatomicaError(f"{out}: exists and is not empty (pass --overwrite to replace the run, or --resume {out} to continue it)")
+        for name in RUN_ARTEFACTS:
+            p = out / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def write_run_config(out: Path, kind: str, config: dict) -> None:
+    write_json({"kind": kind, "format_version": FORMAT_VERSION, **config}, Path(out) / "config.json")
+
+
+def labels_digest(labels: torch.Tensor) -> str:
+    return hashlib.sha256(labels.contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def data_record(data: LabelDataset, val_fraction: float) -> dict:
+    """What a run remembers of its dataset: where, geometry, label table, and a digest to detect changes."""
+    return {
+        "path": str(Path(data.source).resolve()),
+        "shape": list(data.shape),
+        "labels": data.label_table,
+        "affine": np.asarray(data.affine).tolist(),
+        "num_classes": data.num_classes,
+        "cases": data.cases,
+        "val_fraction": val_fraction,
+        "digest": labels_digest(data.labels),
+    }
+
+
+def check_same_data(record: dict, data: LabelDataset) -> None:
+    if labels_digest(data.labels) != record.get("digest"):
+        raise AnatomicaError(f"{record.get('path')}: the dataset changed since this run started; resume needs the same data")
+
+
+def resume_checkpoint(run: Path, module: torch.nn.Module) -> Path:
+    """The run's last checkpoint, validated against ``module`` (keys and shapes) before Lightning touches it."""
+    ckpt = last_checkpoint(run)
+    if ckpt is None:
+        raise AnatomicaError(f"{run}: no checkpoint to resume from ({CHECKPOINT_DIR}/last.safetensors is missing)")
+    tree = load_tree(ckpt)
+    state = tree.get("state_dict") if isinstance(tree, dict) else None
+    if not isinstance(state, dict) or "global_step" not in tree:
+        raise AnatomicaError(f"{ckpt}: not a training checkpoint (no state_dict / global_step)")
+    own = module.state_dict()
+    if set(own) != set(state):
+        diff = sorted(set(own) ^ set(state))
+        raise AnatomicaError(f"{ckpt}: checkpoint does not match the configured model ({len(diff)} differing tensors, e.g. {diff[0]})")
+    for k, v in own.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise AnatomicaError(f"{ckpt}: tensor {k} has shape {tuple(state[k].shape)}, the model expects {tuple(v.shape)}")
+    if is_main_process():
+        trim_csv_log(run, int(tree["global_step"]))
+    return ckpt
