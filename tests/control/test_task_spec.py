@@ -3,6 +3,7 @@ import pytest
 import torch
 from helpers import ball, oblique_affine, solid_torus
 
+from anatomica.control.domain import ControlDomain
 from anatomica.control.spec import load_task, parse_task, resolve_task
 from anatomica.coords import normalized_to_voxel, normalized_to_world
 from anatomica.data.io import LabelMap
@@ -186,3 +187,17 @@ def test_load_task_from_file_and_missing_files(tmp_path):
     bad.write_text("name: [unclosed\n")
     with pytest.raises(AnatomicaError, match=r"bad\.yaml: malformed YAML \(line"):
         load_task(bad)
+
+
+def test_every_yaml_example_in_the_docs_is_a_valid_task():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "tasks.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+    tasks = [b for b in blocks if b.lstrip().startswith("name:") and "domains:" in b]
+    assert len(tasks) >= 9  # the schema example and the paper's eight tasks
+    for block in tasks:
+        parse_task(block, "docs/tasks.md")
+    (domain,) = [b for b in blocks if "size:" in b and "rotation:" in b]
+    assert ControlDomain.from_yaml(domain).size == (24, 24, 24)

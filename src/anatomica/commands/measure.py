@@ -87,11 +87,10 @@ def measure(
 ) -> None:
     """Measure a label map against a control task: per control domain the mass (mL for volume domains, mm² for
     planes, mm for lines), centroid (mm, world coordinates), covariance (mm²), its size v = tr Σ (mm²) and shape
-    (eigenvalues / trace), Betti numbers [b0, b1, b2] (closed voxel cubes, as `anatomica stats`), the targets
-    and the potential's terms (loss units: mass fraction, normalized coordinates; see docs/tasks.md).
+    (eigenvalues / trace), Betti numbers (b0, b1, b2) on closed voxel cubes as in `anatomica stats`, the
+    targets and the potential's terms (loss units: mass fraction, normalized coordinates; see docs/tasks.md).
 
-    The label map is read as one-hot probabilities, so measured values equal `anatomica stats` when a domain
-    samples every voxel. Relative targets (mass scale, centroid offset, covariance {}) need --reference.
+    The label map is read as one-hot probabilities: a domain that samples every voxel measures what `anatomica stats` does. Relative targets (mass scale, centroid offset, covariance {}) and box/planes/lines placements need --reference.
 
     Example: anatomica measure sample.nii.gz --task right_ventricle.yaml --reference case_000.nii.gz --json
     """
@@ -99,7 +98,7 @@ def measure(
     lm = load_label_map(seg, labels=table)
     if not lm.labels:
         raise AnatomicaError(f"{seg}: no label names (pass --labels or keep a dataset.json next to the file)")
-    ref = load_label_map(reference, labels=table or lm.labels) if reference is not None else None
+    ref = load_label_map(reference, labels=table) if reference is not None else None  # its own dataset.json, else the same table
     spec = load_task(task_path)
     task = resolve_task(spec, ref, lm.labels, lm.array.shape, lm.affine)
     substructures = task.parse_label_array(lm.array, torch.float64)

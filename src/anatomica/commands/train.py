@@ -111,7 +111,7 @@ def diffusion(
     batch_size: int = typer.Option(16, "--batch-size", help="Latents per step and process."),
     lr: float = typer.Option(2e-4, "--lr", help="AdamW learning rate."),
     ema_decay: float = typer.Option(0.999, "--ema-decay", help="EMA decay of the saved weights (warm-up min(decay, (1+t)/(10+t)))."),
-    unet_channels: str = typer.Option("64,128,128", "--unet-channels", help="UNet widths per level (multiples of 32); n levels need latent sizes divisible by 2^(n-1)."),
+    unet_channels: str = typer.Option("32,64,64", "--unet-channels", help="UNet widths per level (multiples of 32); n levels need latent sizes divisible by 2^(n-1)."),
     attention: str = typer.Option("0,0,1", "--attention", help="Self-attention per level, 0/1 per entry of --unet-channels."),
     res_blocks: int = typer.Option(2, "--res-blocks", help="Residual blocks per UNet level."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Write checkpoints/step*.safetensors every N steps."),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -36,9 +37,13 @@ from anatomica.errors import AnatomicaError
 ORTHO_TOL = 1e-4
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class ControlDomain:
-    """Template size (α, β, γ), rotation R (3, 3), scale s (3,), translation t (3,) in normalized coordinates."""
+    """Template size (α, β, γ), rotation R (3, 3), scale s (3,), translation t (3,) in normalized coordinates.
+
+    Frozen (do not edit the arrays in place either): its points are computed once, since guidance asks for
+    them at every sampling step.
+    """
 
     size: tuple[int, int, int]
     rotation: np.ndarray
@@ -47,10 +52,11 @@ class ControlDomain:
     name: str = "domain"
 
     def __post_init__(self) -> None:
-        self.size = tuple(int(n) for n in self.size)
-        self.rotation = np.asarray(self.rotation, dtype=np.float64)
-        self.scale = np.asarray(self.scale, dtype=np.float64).reshape(-1)
-        self.translation = np.asarray(self.translation, dtype=np.float64).reshape(-1)
+        set_ = object.__setattr__  # frozen dataclass: normalize the fields once, here
+        set_(self, "size", tuple(int(n) for n in self.size))
+        set_(self, "rotation", np.asarray(self.rotation, dtype=np.float64))
+        set_(self, "scale", np.asarray(self.scale, dtype=np.float64).reshape(-1))
+        set_(self, "translation", np.asarray(self.translation, dtype=np.float64).reshape(-1))
         where = f"domain {self.name!r}"
         if len(self.size) != 3 or min(self.size) < 1:
             raise AnatomicaError(f"{where}: grid must be three sizes >= 1, got {list(self.size)}")
@@ -80,11 +86,23 @@ class ControlDomain:
         """R · diag(s): template -> normalized displacement."""
         return self.rotation @ np.diag(self.scale)
 
+    @cached_property
+    def _points64(self) -> torch.Tensor:
+        template = grid_points(self.size, dtype=torch.float64)
+        return template @ torch.from_numpy(self.matrix).T + torch.from_numpy(self.translation)
+
     def points(self, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
         """(α·β·γ, 3) normalized coordinates of the domain points, C order over the template grid."""
-        template = grid_points(self.size, dtype=torch.float64)
-        pts = template @ torch.from_numpy(self.matrix).T + torch.from_numpy(self.translation)
-        return pts.to(dtype=dtype, device=device)
+        return self._points64.to(dtype=dtype, device=device)
+
+    def samples_voxels_of(self, shape: Sequence[int]) -> bool:
+        """Whether the points are exactly the voxel centres of a volume of ``shape`` (identity map, same grid)."""
+        return (
+            tuple(self.size) == tuple(int(n) for n in shape)
+            and np.array_equal(self.rotation, np.eye(3))
+            and np.array_equal(self.scale, np.ones(3))
+            and not self.translation.any()
+        )
 
     def to_world(self, affine: np.ndarray, shape: Sequence[int]) -> np.ndarray:
         """(α·β·γ, 3) world coordinates in mm of the domain points, for a volume of ``shape`` and ``affine``."""

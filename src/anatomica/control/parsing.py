@@ -43,6 +43,8 @@ def slice_domain(volume: torch.Tensor, domain: ControlDomain) -> torch.Tensor:
     """T^s[X]: (B, 1, X, Y, Z) volume sampled (trilinear, zero outside) at the domain points -> S_k (B, α, β, γ)."""
     if volume.ndim != 5 or volume.shape[1] != 1:
         raise AnatomicaError(f"slice_domain expects a (B, 1, X, Y, Z) volume, got {tuple(volume.shape)}")
+    if domain.samples_voxels_of(volume.shape[2:]):
+        return volume[:, 0]  # trilinear sampling at the voxel centres is the identity: skip it
     pts = domain.points(volume.dtype, volume.device)
     out = sample_points(volume, pts[None].expand(volume.shape[0], -1, -1))
     return out[:, 0].reshape(volume.shape[0], *domain.size)

@@ -54,7 +54,7 @@ def _pairs(S: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     birth/death voxel indices, squeezed shape)."""
     values = squeeze_domain(S.detach())
     shape = tuple(values.shape)
-    ph = persistence_t(-values.cpu().double().numpy())
+    ph = persistence_t(np.negative(values.cpu().numpy(), dtype=np.float64))  # one float64 copy, negated
     nd = len(shape)
     dims = ph[:, 0].astype(np.int64)
     b_ijk = ph[:, 3 : 3 + nd].astype(np.int64)
@@ -109,18 +109,36 @@ def _split(dims: np.ndarray, persistence: np.ndarray, prior: Sequence[int]) -> t
     return np.concatenate(keep).astype(np.int64), np.concatenate(drop).astype(np.int64)
 
 
+class _TopologyLoss(torch.autograd.Function):
+    """L_topo of one S with its gradient by indexing: ∂L/∂S(b) = ±2(S(b) − S(d)), ∂L/∂S(d) = ∓2(S(b) − S(d)).
+
+    Fused into one autograd node (NumPy on the pairs) so the wrapper costs little beyond Cubical Ripser itself;
+    first-order only (no double backward).
+    """
+
+    @staticmethod
+    def forward(ctx, S: torch.Tensor, prior: tuple[int, ...]) -> torch.Tensor:
+        dims, b_flat, d_flat, persistence, _, _ = _pairs(S)
+        keep, drop = _split(dims, persistence, prior)
+        sign = np.zeros(len(dims))
+        sign[keep], sign[drop] = -1.0, 1.0  # preserved classes are pushed apart, the others collapsed
+        ctx.pairs = (b_flat, d_flat, 2.0 * sign * persistence, S.shape)
+        return S.new_tensor(float(np.sum(sign * persistence**2)))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        b_flat, d_flat, slope, shape = ctx.pairs
+        n = int(np.prod(shape))
+        g = np.zeros(n + 1)  # slot n: the constant 0 death of essential classes, receives nothing
+        np.add.at(g, b_flat, slope)
+        np.add.at(g, d_flat, -slope)
+        out = torch.from_numpy(g[:n]).to(dtype=grad.dtype, device=grad.device).reshape(shape)
+        return out * grad, None
+
+
 def topology_loss_single(S: torch.Tensor, prior: Sequence[int]) -> torch.Tensor:
     """L_topo of one S (α, β, γ) for the Betti prior (B0, B1, B2); a 0-dim tensor."""
-    dims, b_flat, d_flat, persistence, _, _ = _pairs(S)
-    ext = _with_zero(S)
-    keep, drop = _split(dims, persistence, prior)
-    # one gather for all the classes that count; births/deaths are entries of S (or the appended 0)
-    b = torch.from_numpy(b_flat).to(S.device)
-    d = torch.from_numpy(d_flat).to(S.device)
-    k, z = torch.from_numpy(keep).to(S.device), torch.from_numpy(drop).to(S.device)
-    pk = ext[b[k]] - ext[d[k]]
-    pz = ext[b[z]] - ext[d[z]]
-    return (pz**2).sum() - (pk**2).sum()
+    return _TopologyLoss.apply(S, tuple(int(b) for b in prior))
 
 
 def topology_loss(S: torch.Tensor, prior: Sequence[int]) -> torch.Tensor:

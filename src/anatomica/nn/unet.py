@@ -26,7 +26,7 @@ class UNetConfig:
     spatial_dims: int = 3
     in_channels: int = 4
     out_channels: int | None = None  # defaults to in_channels
-    channels: Sequence[int] = (64, 128, 128)
+    channels: Sequence[int] = (32, 64, 64)
     attention_levels: Sequence[bool] = (False, False, True)
     num_res_blocks: int = 2
     num_head_channels: int = 32
