@@ -175,6 +175,8 @@ def test_damaged_or_mismatched_runs_fail_with_one_line(work, capsys, tmp_path):
     last.write_bytes(last.read_bytes()[:1000])
     with pytest.raises(AnatomicaError, match="truncated|corrupted"):
         train_autoencoder(resume=part, steps=8, **QUIET)
+    with pytest.raises(AnatomicaError, match="already trained for 6 steps"):
+        train_autoencoder(resume=work["ae"], **QUIET)
     code, _, err = run_cli(["train", "autoencoder", "--data", work["data"], "--out", work["ae"]], capsys)
     assert code == 2 and "exists and is not empty" in err
 
@@ -189,3 +191,21 @@ def test_two_process_ddp_run(work, tmp_path):
     assert "MEMBER: 2/2" in proc.stderr + proc.stdout
     assert load_tree(tmp_path / "ddp" / "checkpoints" / "last.safetensors")["global_step"] == 2
     assert (tmp_path / "ddp" / "model.safetensors").is_file()
+
+
+def test_edm_loss_falls_with_the_unet():
+    from anatomica.diffusion.edm import EDMPrecond, edm_loss
+    from anatomica.nn.unet import DenoiserUNet
+
+    torch.manual_seed(0)
+    D = EDMPrecond(DenoiserUNet(UNET))
+    x0 = torch.randn(4, 4, 4, 4, 4)
+    opt = torch.optim.Adam(D.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(8):
+        loss = edm_loss(D, x0, generator=torch.Generator().manual_seed(0))  # same σ and noise: a pure fit
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.8 * losses[0]

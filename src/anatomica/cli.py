@@ -27,7 +27,7 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each module adds its own commands to ``app``; imported here so `--help` lists them all.
-    from anatomica.commands import demo, measure, phantoms, sample, stats, train  # noqa: F401
+    from anatomica.commands import demo, measure, phantoms, registers, sample, stats, train  # noqa: F401
 
 
 def main() -> None:

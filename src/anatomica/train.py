@@ -46,9 +46,13 @@ def _check_steps(steps: int, batch_size: int) -> None:
 
 
 def _resume_config(run: Path, kind: str, steps: int | None) -> dict:
+    """The run's config, with ``steps`` (the new total) recorded when given."""
     config = read_config(run, kind)
     if steps is not None:
+        _check_steps(steps, 1)
         config["train"]["steps"] = int(steps)
+        if is_main_process():
+            write_run_config(run, kind, {k: v for k, v in config.items() if k not in ("kind", "format_version")})
     return config
 
 
@@ -59,6 +63,8 @@ def train_autoencoder(
     model: AutoencoderConfig | None = None,
     train: AutoencoderTrainConfig | None = None,
     devices: int = 1,
+    accelerator: str = "auto",
+    nodes: int = 1,
     overwrite: bool = False,
     resume: Path | None = None,
     steps: int | None = None,
@@ -73,7 +79,7 @@ def train_autoencoder(
         full, train_set, val_set = _load_data(Path(config["data"]["path"]), config["data"]["shape"], tc.val_fraction)
         check_same_data(config["data"], full)
         task = AutoencoderTask(AutoencoderConfig.from_dict(config["model"]), tc, train_set)
-        ckpt = resume_checkpoint(run, task)
+        ckpt = resume_checkpoint(run, task, tc.steps)
     else:
         if data is None or out is None:
             raise AnatomicaError("give --data and --out (or --resume RUN)")
@@ -94,7 +100,7 @@ def train_autoencoder(
         torch.manual_seed(tc.seed)  # initial weights
         task = AutoencoderTask(mc, tc, train_set)
         ckpt = None
-    trainer = make_trainer(run, tc.steps, tc.checkpoint_every, tc.log_every, devices, progress=progress)
+    trainer = make_trainer(run, tc.steps, tc.checkpoint_every, tc.log_every, devices, accelerator, nodes, progress=progress)
     trainer.fit(task, ckpt_path=ckpt)
     if trainer.is_global_zero:
         save_weights(run, task.model, config, kind="autoencoder")
@@ -113,6 +119,8 @@ def train_diffusion(
     unet: UNetConfig | None = None,
     train: DiffusionTrainConfig | None = None,
     devices: int = 1,
+    accelerator: str = "auto",
+    nodes: int = 1,
     overwrite: bool = False,
     resume: Path | None = None,
     steps: int | None = None,
@@ -169,10 +177,10 @@ def train_diffusion(
     z = (latents - torch.tensor(shift).reshape(1, -1, 1, 1, 1)) * scale
     torch.manual_seed(tc.seed)  # initial weights (a resumed run overwrites them from the checkpoint)
     task = DiffusionTask(uc, tc, z, sigma_data=config["model"]["sigma_data"])
-    ckpt = resume_checkpoint(run, task) if resume is not None else None
+    ckpt = resume_checkpoint(run, task, tc.steps) if resume is not None else None
     if resume is None and any(s % task.denoiser.net.downsampling for s in z.shape[2:]):
         raise AnatomicaError(f"latent size {tuple(z.shape[2:])} is not divisible by the UNet's {task.denoiser.net.downsampling}; use fewer UNet levels")
-    trainer = make_trainer(run, tc.steps, tc.checkpoint_every, tc.log_every, devices, progress=progress)
+    trainer = make_trainer(run, tc.steps, tc.checkpoint_every, tc.log_every, devices, accelerator, nodes, progress=progress)
     trainer.fit(task, ckpt_path=ckpt)
     if trainer.is_global_zero:
         save_weights(run, task.ema, config, kind="latent_diffusion")

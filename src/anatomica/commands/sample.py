@@ -24,39 +24,45 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
         raise AnatomicaError(f"{out}: exists and is not empty (pass --overwrite to replace its samples)")
 
 
-def write_mosaic(labels: np.ndarray, path: Path, num_classes: int, max_cases: int = 16) -> Path:
-    """PNG grid: one row per sample (up to ``max_cases``), mid-slices along each array axis."""
+def write_mosaic(labels: np.ndarray, path: Path, num_classes: int, max_cases: int = 16, per_row: int = 4) -> Path:
+    """PNG grid of up to ``max_cases`` samples, ``per_row`` per row, each as its mid-slices along array axes 0, 1, 2."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
 
     from anatomica.data.io import _atomic_write
 
     n = min(len(labels), max_cases)
-    fig, axes = plt.subplots(n, 3, figsize=(6, 2 * n), squeeze=False)
-    cmap = plt.get_cmap("tab10" if num_classes <= 10 else "tab20", num_classes)
+    cols = min(n, per_row)
+    rows = -(-n // cols)
+    palette = plt.get_cmap("tab10" if num_classes <= 11 else "tab20").colors
+    cmap = ListedColormap(["white", *[palette[i % len(palette)] for i in range(num_classes - 1)]])
+    fig, axes = plt.subplots(rows, 3 * cols, figsize=(1.3 * 3 * cols, 1.4 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
     for i in range(n):
-        vol = labels[i]
-        for ax_i in range(3):
-            sl = np.take(vol, vol.shape[ax_i] // 2, axis=ax_i)
-            ax = axes[i][ax_i]
+        r, c = divmod(i, cols)
+        for a in range(3):
+            ax = axes[r][3 * c + a]
+            sl = np.take(labels[i], labels[i].shape[a] // 2, axis=a)
             ax.imshow(sl.T, origin="lower", cmap=cmap, vmin=-0.5, vmax=num_classes - 0.5, interpolation="nearest")
+            ax.set_axis_on()
             ax.set_xticks([])
             ax.set_yticks([])
-            if i == 0:
-                ax.set_title(f"mid-slice, axis {ax_i}", fontsize=8)
-        axes[i][0].set_ylabel(f"sample {i}", fontsize=8)
-    fig.tight_layout()
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
+            if a == 1:
+                ax.set_title(f"sample {i}", fontsize=7)
+    fig.tight_layout(pad=0.3)
+    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     plt.close(fig)
     return path
 
 
 def quality_table(samples: dict, training: dict | None) -> Table:
     table = Table(title=f"{samples['n']} samples: per-label volume (mL) against the training data")
-    for col in ("label", "train mean ± sd", "samples mean ± sd", "train present", "samples present"):
-        table.add_column(col, justify="left" if col == "label" else "right")
+    for col in ("label", "train mL", "samples mL", "train present", "samples present"):
+        table.add_column(col, justify="left" if col == "label" else "right", no_wrap=True)
     for name, s in samples["labels"].items():
         t = (training or {}).get("labels", {}).get(name)
         table.add_row(
@@ -67,7 +73,7 @@ def quality_table(samples: dict, training: dict | None) -> Table:
             f"{100 * s['present']:.0f} %",
         )
     all_t = f"{100 * training['all_labels_present']:.0f} %" if training else "-"
-    table.add_row("[b]every label present[/b]", "", "", all_t, f"{100 * samples['all_labels_present']:.0f} %")
+    table.add_row("[b]all labels[/b]", "", "", all_t, f"{100 * samples['all_labels_present']:.0f} %")
     return table
 
 
@@ -79,17 +85,37 @@ def sample(
     seed: int = typer.Option(0, "--seed", help="Sample i depends only on (seed, i): same seed, same samples, whatever --n or --batch-size."),
     out: Path = typer.Option(..., "--out", help="Output folder: labelsTr/sample_NNN.nii.gz, dataset.json, mosaic.png, summary.json."),
     sampler: str = typer.Option("heun", "--sampler", help="heun (2nd order, EDM's default) or euler."),
-    decoder: str = typer.Option("conv", "--decoder", help="conv (convolutional decoder) or field (neural field on the full grid)."),
+    decoder: str | None = typer.Option(None, "--decoder", help="conv (convolutional decoder) or field (neural field on the full grid) [default: conv; with --task: the decoder the parsing reads, conv for v, field for l-*]."),
     batch_size: int = typer.Option(8, "--batch-size", help="Samples generated together (memory vs speed)."),
     threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out, replacing same-named files."),
+    task: str | None = typer.Option(None, "--task", help="Guide the samples by a control task: a packaged task name (e.g. right-ventricle, atrial-separation) or a task YAML file (docs/tasks.md)."),
+    reference: Path | None = typer.Option(None, "--reference", help="Held-out label map (or a folder of them: sample i uses reference i mod n) that places the task's domains and gives its relative targets."),
+    parsing: str = typer.Option("l-local", "--parsing", help="How the potential reads the anatomy from the denoised latent: v (conv-decode the full volume), l-local (neural field at the domains' points only), l-coarse (neural field on a small global grid)."),
+    resolution: str | None = typer.Option(None, "--resolution", help="L-parsing grid preset: low (8 points per domain axis / 16³ global), med (16 / 24³), high (24 / 32³) [default: low]."),
+    guidance_scale: float | None = typer.Option(None, "--guidance-scale", help="w in D^w = D − w·σ²·∇L; 0 gives unguided samples from the same noise, with the same reports [default: 20]."),
+    fast_gradient: bool = typer.Option(False, "--fast-gradient", help="Differentiate the potential w.r.t. the denoised latent only (no backward pass through the denoiser): faster, less faithful."),
+    sigma_window: str | None = typer.Option(None, "--sigma-window", help="Noise levels MIN,MAX where guidance is active [default: 0.05,10]."),
 ) -> None:
     """Draw unconditional label maps from the latent diffusion prior: noise from --seed, EDM ODE sampling in latent
     space, decoding, argmax. Files carry the training data's affine (world mm) and label table. Prints the per-label
     volume distribution of the samples beside the training data's and the share of samples with every label present.
 
     Example: anatomica sample --model runs/heart32/ldm --n 16 --steps 50 --seed 0 --out runs/heart32/samples
+
+    With --task, sampling is guided (training-free) towards the task's targets, and --out also holds reports/sample_NNN.json
+    (targets against achieved measures, the potential over the steps) and a mosaic with the control domains drawn in.
+    Guide: docs/guided_sampling.md.
+
+    Example: anatomica sample --model runs/heart32/ldm --task right-ventricle --reference heldout/case_000.nii.gz --n 8 --seed 0 --out runs/rv_guided
     """
+    if task is not None:
+        from anatomica.guided.run import guided_command
+
+        return guided_command(model, task, reference, parsing, resolution, guidance_scale, fast_gradient, sigma_window, n, steps, seed, out, sampler, decoder, batch_size, threads, overwrite)
+    if reference is not None or resolution is not None or guidance_scale is not None or fast_gradient or sigma_window is not None or parsing != "l-local":
+        raise AnatomicaError("--reference, --parsing, --resolution, --guidance-scale, --fast-gradient and --sigma-window guide a --task; give one")
+    decoder = decoder or "conv"
     from anatomica.train import load_model
     from anatomica.training.quality import label_volume_stats
 
@@ -134,5 +160,5 @@ def sample(
         "seconds_sampling_per_sample": t_sample / n, "seconds_decoding_per_sample": t_decode / n,
         "samples": quality, "training": training,
     }, out / "summary.json")
-    Console().print(quality_table(quality, training))
+    Console(width=max(Console().width, 100)).print(quality_table(quality, training))
     typer.echo(f"{n} samples in {out}/labelsTr ({t_sample / n:.2f} s/sample sampling + {t_decode / n:.2f} s/sample decoding); mosaic: {out / 'mosaic.png'}")

@@ -73,7 +73,8 @@ def _fmt_vec(v, digits: int = 1) -> str:
 
 
 def _print_human(result: dict) -> None:
-    console = Console()
+    # Pipes and CI logs get a wide table instead of rich's 80-column default, so names are not cut.
+    console = Console() if Console().is_terminal else Console(width=140)
     files = result["files"]
     if len(files) == 1:
         f = files[0]

@@ -32,9 +32,11 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
     return vals
 
 
-def _common(threads: int | None, devices: int) -> None:
-    if devices < 1:
-        raise AnatomicaError(f"--devices must be >= 1, got {devices}")
+def _common(threads: int | None, devices: int, accelerator: str, nodes: int) -> None:
+    if devices < 1 or nodes < 1:
+        raise AnatomicaError(f"--devices and --nodes must be >= 1, got {devices} and {nodes}")
+    if accelerator not in ("cpu", "gpu", "auto"):
+        raise AnatomicaError(f"--accelerator must be cpu, gpu or auto, got {accelerator!r}")
     if threads is not None:
         if threads < 1:
             raise AnatomicaError(f"--threads must be >= 1, got {threads}")
@@ -48,7 +50,9 @@ def _done(run: Path, what: str) -> None:
         typer.echo(f"{what} written to {run} (model.safetensors, config.json, logs/, checkpoints/)")
 
 
-DEVICES_HELP = "Processes (CPU) or GPUs to train on with DDP; >1 re-launches this command once per extra process (gloo on CPU)."
+DEVICES_HELP = "Processes (CPU) or GPUs per node to train on with DDP; >1 re-launches this command once per extra process (gloo on CPU, NCCL on GPUs)."
+ACCEL_HELP = "cpu, gpu or auto (a GPU when one is available)."
+NODES_HELP = "Machines taking part (multi-node DDP; set MASTER_ADDR, MASTER_PORT, NODE_RANK as for any Lightning job)."
 THREADS_HELP = "Torch CPU threads per process (default: torch's choice)."
 RESUME_HELP = "Continue the run in this folder from checkpoints/last.safetensors (same step, optimizer, EMA, data order); other model options are ignored."
 
@@ -58,7 +62,7 @@ def autoencoder(
     data: Path | None = typer.Option(None, "--data", help="Dataset folder: labelsTr/*.nii.gz + dataset.json (e.g. from `anatomica phantoms`)."),
     out: Path | None = typer.Option(None, "--out", help="Run folder to create."),
     size: int | None = typer.Option(None, "--size", help="Train at SIZE³ voxels (nearest resampling, same field of view); default: the files' size. Must be divisible by 4 (the ×4 latent downsampling)."),
-    steps: int | None = typer.Option(None, "--steps", help="Optimizer steps (total, also when resuming) [default: 2000]."),
+    steps: int | None = typer.Option(None, "--steps", help="Optimizer steps in total (also when resuming: the new total); 2000 when not given."),
     batch_size: int = typer.Option(4, "--batch-size", help="Cases per step and process."),
     lr: float = typer.Option(5e-4, "--lr", help="AdamW learning rate."),
     kl_weight: float = typer.Option(1e-4, "--kl-weight", help="Weight of the KL term (per latent element) against Dice+CE."),
@@ -70,6 +74,8 @@ def autoencoder(
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Write checkpoints/step*.safetensors every N steps."),
     seed: int = typer.Option(0, "--seed", help="Seed of weights, batch order and noise: same seed, same model."),
     devices: int = typer.Option(1, "--devices", help=DEVICES_HELP),
+    accelerator: str = typer.Option("auto", "--accelerator", help=ACCEL_HELP),
+    nodes: int = typer.Option(1, "--nodes", help=NODES_HELP),
     threads: int | None = typer.Option(None, "--threads", help=THREADS_HELP),
     resume: Path | None = typer.Option(None, "--resume", help=RESUME_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder's contents."),
@@ -84,7 +90,7 @@ def autoencoder(
     from anatomica.train import train_autoencoder
     from anatomica.training.autoencoder import AutoencoderTrainConfig
 
-    _common(threads, devices)
+    _common(threads, devices, accelerator, nodes)
     if not 0 <= val_fraction < 1:
         raise AnatomicaError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     ch = _ints(channels, "--channels")
@@ -98,7 +104,7 @@ def autoencoder(
     )
     if size is not None and size < 4:
         raise AnatomicaError(f"--size must be >= 4, got {size}")
-    run = train_autoencoder(data, out, size=size, model=model, train=tc, devices=devices, overwrite=overwrite, resume=resume, steps=steps if resume else None)
+    run = train_autoencoder(data, out, size=size, model=model, train=tc, devices=devices, accelerator=accelerator, nodes=nodes, overwrite=overwrite, resume=resume, steps=steps if resume else None)
     _done(run, "autoencoder")
 
 
@@ -107,7 +113,7 @@ def diffusion(
     autoencoder_run: Path | None = typer.Option(None, "--autoencoder", help="A finished `anatomica train autoencoder` run folder."),
     out: Path | None = typer.Option(None, "--out", help="Run folder to create (self-contained: it keeps a copy of the autoencoder)."),
     data: Path | None = typer.Option(None, "--data", help="Dataset folder; default: the one the autoencoder was trained on (its training split is used)."),
-    steps: int | None = typer.Option(None, "--steps", help="Optimizer steps (total, also when resuming) [default: 4000]."),
+    steps: int | None = typer.Option(None, "--steps", help="Optimizer steps in total (also when resuming: the new total); 4000 when not given."),
     batch_size: int = typer.Option(16, "--batch-size", help="Latents per step and process."),
     lr: float = typer.Option(2e-4, "--lr", help="AdamW learning rate."),
     ema_decay: float = typer.Option(0.999, "--ema-decay", help="EMA decay of the saved weights (warm-up min(decay, (1+t)/(10+t)))."),
@@ -117,6 +123,8 @@ def diffusion(
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Write checkpoints/step*.safetensors every N steps."),
     seed: int = typer.Option(0, "--seed", help="Seed of weights, batch order and noise: same seed, same model."),
     devices: int = typer.Option(1, "--devices", help=DEVICES_HELP),
+    accelerator: str = typer.Option("auto", "--accelerator", help=ACCEL_HELP),
+    nodes: int = typer.Option(1, "--nodes", help=NODES_HELP),
     threads: int | None = typer.Option(None, "--threads", help=THREADS_HELP),
     resume: Path | None = typer.Option(None, "--resume", help=RESUME_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder's contents."),
@@ -130,7 +138,7 @@ def diffusion(
     from anatomica.train import train_diffusion
     from anatomica.training.diffusion import DiffusionTrainConfig
 
-    _common(threads, devices)
+    _common(threads, devices, accelerator, nodes)
     ch = _ints(unet_channels, "--unet-channels")
     try:
         att = tuple(bool(int(v)) for v in attention.split(","))
@@ -144,5 +152,5 @@ def diffusion(
         raise AnatomicaError(f"--ema-decay must be in [0, 1), got {ema_decay}")
     unet = UNetConfig(channels=ch, attention_levels=att, num_res_blocks=res_blocks)
     tc = DiffusionTrainConfig(steps=4000 if steps is None else steps, batch_size=batch_size, lr=lr, ema_decay=ema_decay, seed=seed, checkpoint_every=checkpoint_every)
-    run = train_diffusion(data, autoencoder_run, out, unet=unet, train=tc, devices=devices, overwrite=overwrite, resume=resume, steps=steps if resume else None)
+    run = train_diffusion(data, autoencoder_run, out, unet=unet, train=tc, devices=devices, accelerator=accelerator, nodes=nodes, overwrite=overwrite, resume=resume, steps=steps if resume else None)
     _done(run, "latent diffusion model")

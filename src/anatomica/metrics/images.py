@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from monai.metrics import compute_dice
-from scipy import linalg
 
 from anatomica.errors import AnatomicaError
 
@@ -29,20 +28,23 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return f.mean(0), np.atleast_2d(np.cov(f, rowvar=False))
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6) -> float:
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """d² = ‖μ1 − μ2‖² + Tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^{1/2})  (the Fréchet distance of two Gaussians)."""
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     s1, s2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
     if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
         raise AnatomicaError(f"mismatched Gaussian shapes: {mu1.shape}, {s1.shape} vs {mu2.shape}, {s2.shape}")
     diff = mu1 - mu2
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    if not np.all(np.isfinite(covmean)):
-        # singular product (fewer samples than features): regularize the diagonal, as pytorch-fid does
-        offset = np.eye(s1.shape[0]) * eps
-        covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
-    covmean = np.real(covmean)
-    return float(max(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean), 0.0))
+    return float(max(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * _trace_sqrt_product(s1, s2), 0.0))
+
+
+def _trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
+    """Tr (Σ1 Σ2)^{1/2} = Σ √λ_i of the symmetric PSD matrix Σ1^{1/2} Σ2 Σ1^{1/2}: stable even when the
+    covariances are singular (fewer samples than features), with no complex round-off to discard."""
+    w, V = np.linalg.eigh((s1 + s1.T) / 2.0)
+    root = (V * np.sqrt(np.clip(w, 0.0, None))) @ V.T
+    m = root @ s2 @ root
+    return float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2.0), 0.0, None)).sum())
 
 
 def fid_from_features(real: np.ndarray, generated: np.ndarray) -> float:

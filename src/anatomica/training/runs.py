@@ -68,7 +68,7 @@ def check_same_data(record: dict, data: LabelDataset) -> None:
         raise AnatomicaError(f"{record.get('path')}: the dataset changed since this run started; resume needs the same data")
 
 
-def resume_checkpoint(run: Path, module: torch.nn.Module) -> Path:
+def resume_checkpoint(run: Path, module: torch.nn.Module, steps: int) -> Path:
     """The run's last checkpoint, validated against ``module`` (keys and shapes) before Lightning touches it."""
     ckpt = last_checkpoint(run)
     if ckpt is None:
@@ -84,6 +84,9 @@ def resume_checkpoint(run: Path, module: torch.nn.Module) -> Path:
     for k, v in own.items():
         if tuple(state[k].shape) != tuple(v.shape):
             raise AnatomicaError(f"{ckpt}: tensor {k} has shape {tuple(state[k].shape)}, the model expects {tuple(v.shape)}")
+    done = int(tree["global_step"])
+    if done >= steps and (Path(run) / "model.safetensors").is_file():
+        raise AnatomicaError(f"{run}: already trained for {done} steps; pass --steps N with N > {done} to continue")
     if is_main_process():
-        trim_csv_log(run, int(tree["global_step"]))
+        trim_csv_log(run, done)
     return ckpt

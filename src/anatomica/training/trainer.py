@@ -76,7 +76,14 @@ def is_main_process() -> bool:
 
 
 def make_trainer(
-    run_dir: Path, max_steps: int, checkpoint_every: int, log_every: int, devices: int = 1, accelerator: str = "cpu", progress: bool = True
+    run_dir: Path,
+    max_steps: int,
+    checkpoint_every: int,
+    log_every: int,
+    devices: int = 1,
+    accelerator: str = "auto",
+    nodes: int = 1,
+    progress: bool = True,
 ) -> L.Trainer:
     """A trainer writing ``run_dir/logs/`` and ``run_dir/checkpoints/step*.safetensors`` + ``last.safetensors``."""
     loggers = [RunCSVLogger(run_dir, name="logs", version="csv")]
@@ -95,8 +102,8 @@ def make_trainer(
     callbacks = [ckpt]
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, min(log_every, 10))))
-    # gloo works on CPU and is the fallback everywhere; NCCL is picked automatically on GPUs.
-    strategy = "auto" if devices == 1 else DDPStrategy(process_group_backend="gloo" if accelerator == "cpu" else None)
+    # Lightning picks the process-group backend from the device: gloo on CPU, NCCL on CUDA GPUs.
+    strategy = "auto" if devices * nodes == 1 else DDPStrategy()
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     # Batches and noise are functions of the global step (training/steps.py), so resuming mid-epoch is exact.
     warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
@@ -106,6 +113,7 @@ def make_trainer(
     return L.Trainer(
         accelerator=accelerator,
         devices=devices,
+        num_nodes=nodes,
         strategy=strategy,
         max_steps=max_steps,
         max_epochs=-1,

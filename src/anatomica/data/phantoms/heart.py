@@ -16,11 +16,14 @@ import numpy as np
 from anatomica.data.io import LabelMap
 from anatomica.data.phantoms.shapes import (
     dilate26,
+    dot,
     ellipsoid,
     grid_affine,
     grid_offsets,
     paint,
     random_placement,
+    sealed,
+    solid,
     rotation,
     spline_curve,
     tube,
@@ -41,7 +44,7 @@ CENTRE_MM = np.array([-20.0, 15.0, -60.0])  # world RAS+: left of the midline, a
 P_ATRIA_TOUCHING = 0.8
 # Apex to the left (rotation about y) and anterior (about x): the heart's long axis is oblique in the chest.
 TILT = rotation([0.0, 25.0, 0.0]) @ rotation([18.0, 0.0, 0.0])
-ANCHOR = np.array([6.0, 2.0, -22.0])
+ANCHOR = np.array([6.0, 2.0, -18.0])
 
 
 def _draw(rng: np.random.Generator) -> dict:
@@ -56,19 +59,19 @@ def _draw(rng: np.random.Generator) -> dict:
         "wall": wall,
         "apex_wall": wall * u(0.6, 0.8),
         "rv_centre": np.array([0.85 * r_lv, 0.55 * r_lv, -0.3 * a_lv]) + rng.normal(0, 1.5, 3),
-        "rv_radii": np.array([r_lv + 12.0, r_lv + 4.0, 0.62 * a_lv]) * u(0.93, 1.07, 3),
+        "rv_radii": np.array([r_lv + 14.0, r_lv + 6.0, 0.66 * a_lv]) * u(0.93, 1.07, 3),
         "la_centre": np.array([-3.0, -20.0, 21.0]) + rng.normal(0, 1.5, 3),
-        "la_radii": np.array([26.0, 20.0, 22.0]) * u(0.9, 1.1, 3),
+        "la_radii": np.array([28.0, 21.0, 23.0]) * u(0.9, 1.1, 3),
         "ra_centre": np.array([34.0, -8.0, 19.0]) + rng.normal(0, 1.5, 3),
-        "ra_radii": np.array([24.0, 22.0, 23.0]) * u(0.9, 1.1, 3),
+        "ra_radii": np.array([26.0, 23.0, 24.0]) * u(0.9, 1.1, 3),
         "septum_shift": u(-2.0, 2.0),
         "atria_touching": bool(rng.random() < P_ATRIA_TOUCHING),
         "septal_gap": u(2.0, 5.0),
         "aorta": np.array([[6, 9, -6], [8, 12, 20], [7, 11, 50], [4, 8, 92]], float) + rng.normal(0, 1.5, (4, 3)),
         "aorta_r": np.array([14.0, 15.0, 14.5, 14.0]) * u(0.9, 1.1),
-        "pa": np.array([[22, 34, -8], [14, 36, 16], [-2, 32, 36], [-10, 20, 46]], float) + rng.normal(0, 1.5, (4, 3)),
-        "lpa": np.array([[-28, 8, 49], [-48, -6, 47]], float) + rng.normal(0, 1.5, (2, 3)),
-        "rpa": np.array([[-15, 0, 48], [0, -17, 48], [26, -22, 47]], float) + rng.normal(0, 1.5, (3, 3)),
+        "pa": np.array([[22, 34, -8], [14, 36, 16], [-2, 32, 34], [-10, 20, 43]], float) + rng.normal(0, 1.5, (4, 3)),
+        "lpa": np.array([[-34, 16, 45], [-50, 2, 43]], float) + rng.normal(0, 1.5, (2, 3)),
+        "rpa": np.array([[-14, 0, 45], [-2, -16, 46], [24, -22, 45]], float) + rng.normal(0, 1.5, (3, 3)),
         "pa_r": u(11.0, 13.0),
     }
     return p
@@ -101,21 +104,32 @@ def generate(rng: np.random.Generator, size: int) -> tuple[LabelMap, dict]:
     lv_radii = np.array([r, 0.95 * r, a])
     cavity = ellipsoid(x, (0, 0, 0), lv_radii) & below
     epicardium = ellipsoid(x, (0, 0, 0), lv_radii + [wall, wall, apex_wall]) & below
-    rv = ellipsoid(x, p["rv_centre"], p["rv_radii"]) & below & ~epicardium
+    rv = solid(ellipsoid(x, p["rv_centre"], p["rv_radii"]) & below & ~epicardium)
 
     n, point = _septum(p)
-    side = np.tensordot(n.astype(np.float32), x - point.astype(np.float32)[:, None, None, None], axes=1)
-    gap = 0.0 if p["atria_touching"] else max(p["septal_gap"], 2.5 * h)
-    la = ellipsoid(x, p["la_centre"], p["la_radii"]) & above & (side < -gap / 2)
-    ra = ellipsoid(x, p["ra_centre"], p["ra_radii"]) & above & (side >= gap / 2)
+    side = dot(n, x) - np.float32(n @ point)
+    e_la = ellipsoid(x, p["la_centre"], p["la_radii"]) & above
+    e_ra = ellipsoid(x, p["ra_centre"], p["ra_radii"]) & above
+    if p["atria_touching"]:
+        # Only the overlap is split by the septal plane, so the union stays one ball (no notch pockets).
+        gap = 0.0
+        la = e_la & ~(e_ra & (side >= 0))
+        ra = e_ra & ~la
+    else:
+        gap = max(p["septal_gap"], 2.5 * h)
+        la = e_la & (side < -gap / 2)
+        ra = e_ra & (side > gap / 2)
 
     step = min(h, 4.0) / 2
-    aorta, _ = tube(x, spline_curve(p["aorta"], p["aorta_r"], step))
+    # The great vessels start at the valve plane, on top of their ventricle (never inside it: a vessel
+    # pushed into a cavity would make the cavity a ring).
+    aorta = tube(x, spline_curve(p["aorta"], p["aorta_r"], step))[0] & above
     pr = p["pa_r"]
     bif = p["pa"][-1]
-    pa, _ = tube(x, spline_curve(p["pa"], [pr, pr, 0.95 * pr, 0.9 * pr], step))
+    pa = tube(x, spline_curve(p["pa"], [pr, pr, 0.95 * pr, 0.9 * pr], step))[0]
     pa |= tube(x, spline_curve(np.vstack([bif, p["lpa"]]), 0.75 * pr, step))[0]
     pa |= tube(x, spline_curve(np.vstack([bif, p["rpa"]]), [0.75 * pr, 0.7 * pr, 0.65 * pr, 0.65 * pr], step))[0]
+    pa = sealed(pa) & above
 
     vol = np.zeros(x.shape[1:], dtype=np.uint8)
     paint(vol, epicardium, LABELS["heart_myocardium"])

@@ -1,0 +1,209 @@
+"""Guided sampling on the heart phantoms: unguided against guided with each parsing mode and resolution.
+
+Two tasks, one run, one thread, the same noise for every configuration (sample i uses (seed, i)), sample i
+paired with held-out reference i mod R:
+
+- right-ventricle (geometric): mass / centroid / covariance L1 to the target (``metrics.geometry``), FMD and
+  1-NNA of the right ventricle against the references;
+- atrial-separation (topological): Betti accuracy of the atria's union (B0 = 2 is the goal);
+
+and seconds per sample for each. Then one guided step is profiled (torch.profiler) for V-parsing and
+L-local/low, split into denoiser forward, parsing, potential and backward.
+
+    .venv/bin/python benchmarks/bench_guidance.py --model runs/heart32/ldm --n 16 --steps 20 --out runs/bench_guidance
+
+Held-out references are heart phantoms drawn from a seed stream the training set did not use (``--ref-seed``).
+Writes ``results.json`` and a markdown table into ``--out``; docs/results.md holds the latest numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from anatomica.control.spec import load_task
+from anatomica.data.io import LabelMap, save_label_map
+from anatomica.data.phantoms import heart
+from anatomica.guided.parsers import make_parsing
+from anatomica.guided.run import GuidanceConfig, guided_batch, resolve_per_reference
+from anatomica.metrics.geometry import betti_accuracy, task_errors
+from anatomica.metrics.nna import one_nna_label_maps
+from anatomica.train import load_model
+
+L_MODES = [("l-local", r) for r in ("low", "med", "high")] + [("l-coarse", r) for r in ("low", "med", "high")]
+
+
+def references(size: int, n: int, seed: int, out: Path) -> list[tuple[str, LabelMap]]:
+    """Held-out heart phantoms (one seed stream per case, disjoint from the training set's), also saved for reuse."""
+    refs = []
+    for i in range(n):
+        lm, flags = heart.generate(np.random.default_rng([seed, i]), size)
+        path = out / "references" / f"heart_ref_{i:03d}.nii.gz"
+        save_label_map(lm, path, overwrite=True)
+        refs.append((path.name, lm))
+    return refs
+
+
+def run_config(bundle, tasks, n: int, seed: int, config: GuidanceConfig) -> dict:
+    """All n samples of one configuration: per-sample errors, labels, seconds."""
+    per_task = {k: [i for i in range(n) if i % len(tasks) == k] for k in range(len(tasks))}
+    results = {}
+    for k, idx in per_task.items():
+        for r in guided_batch(bundle, tasks[k], idx, seed, config, record_unguided=False):
+            results[r.index] = (r, k)
+    rows = []
+    for i in range(n):
+        r, k = results[i]
+        rows.append({"index": i, "seconds": r.seconds, "final_potential": r.final_potential, "errors": task_errors(tasks[k], r.labels), "labels": r.labels})
+    return {"rows": rows, "seconds_per_sample": float(np.mean([row["seconds"] for row in rows]))}
+
+
+def summarize(name: str, out: dict, refs, values) -> dict:
+    rows = out["rows"]
+    domain = next(iter(rows[0]["errors"]))
+    errs = [row["errors"][domain] for row in rows]
+    s = {"config": name, "seconds_per_sample": out["seconds_per_sample"], "final_potential": float(np.mean([r["final_potential"] for r in rows]))}
+    for m in ("mass", "centroid", "covariance"):
+        if m in errs[0]:
+            s[f"{m}_l1"] = float(np.mean([e[m] for e in errs]))
+            s[f"{m}_l1_sd"] = float(np.std([e[m] for e in errs]))
+    if "betti" in errs[0]:
+        s["betti_accuracy"] = betti_accuracy([e["betti"] for e in errs], [2, 0, 0])
+        s["b0_counts"] = np.bincount([e["betti"][0] for e in errs], minlength=4).tolist()
+    labels = [r["labels"] for r in rows]
+    s["one_nna"] = one_nna_label_maps([lm.array for _, lm in refs], labels, values, refs[0][1].affine, n_points=1024)
+    try:
+        from anatomica.metrics.fmd import fmd
+
+        table = {n: v for n, v in refs[0][1].labels.items() if v in values}
+        s["fmd"] = fmd([lm.array for _, lm in refs], labels, table, refs[0][1].spacing)
+    except ImportError:
+        s["fmd"] = None
+    return s
+
+
+def profile_step(bundle, task, parsing: str, resolution: str | None, sigma: float = 2.0, repeats: int = 5) -> dict:
+    """Seconds of one guided call (full gradient) split into denoiser forward, parsing, potential and backward;
+    and torch.profiler's top operators by self CPU time."""
+    p = make_parsing(bundle, task, parsing, resolution)
+    z = bundle.initial_noise(1, 0) / bundle.sigma_max * sigma
+    parts = {"denoiser_forward": [], "parsing_forward": [], "potential_forward": [], "backward": []}
+    for _ in range(repeats):
+        zi = z.detach().requires_grad_(True)
+        t0 = time.perf_counter()
+        z0 = bundle.denoiser(zi, sigma)
+        t1 = time.perf_counter()
+        S = p(z0)
+        t2 = time.perf_counter()
+        L, _ = p.task.potential(S)
+        t3 = time.perf_counter()
+        torch.autograd.grad(L.sum(), zi)
+        t4 = time.perf_counter()
+        for k, v in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            parts[k].append(v)
+    out = {k: float(np.median(v)) for k, v in parts.items()}
+    out["total"] = sum(out.values())
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        zi = z.detach().requires_grad_(True)
+        L, _ = p.potential(bundle.denoiser(zi, sigma))
+        torch.autograd.grad(L.sum(), zi)
+    ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:8]
+    out["top_ops"] = [(e.key, round(e.self_cpu_time_total / 1e3, 2)) for e in ops]  # ms
+    return out
+
+
+def agreement(bundle, task, n: int, seed: int) -> dict:
+    """V against L-local/low mass fraction of the same (unguided) latents: how closely the two parsings agree."""
+    z = bundle.sample(n, steps=10, seed=seed)
+    with torch.no_grad():
+        (sv,) = make_parsing(bundle, task, "v")(z)
+        (sl,) = make_parsing(bundle, task, "l-local", "low")(z)
+        (sh,) = make_parsing(bundle, task, "l-local", "high")(z)
+    mv, ml, mh = (s.flatten(1).mean(1) for s in (sv, sl, sh))
+    return {"mass_v": mv.tolist(), "mass_l_low": ml.tolist(), "abs_diff_low": float((mv - ml).abs().mean()), "abs_diff_high": float((mv - mh).abs().mean())}
+
+
+def fmt(x, scale=1.0, digits=2):
+    return "—" if x is None else f"{x * scale:.{digits}f}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, default=Path("runs/heart32/ldm"))
+    ap.add_argument("--out", type=Path, default=Path("runs/bench_guidance"))
+    ap.add_argument("--n", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--refs", type=int, default=None, help="held-out references (default: --n, so 1-NNA compares sets of equal size)")
+    ap.add_argument("--ref-seed", type=int, default=424242)
+    ap.add_argument("--scale-geometry", type=float, default=None, help="guidance scale for right-ventricle (default: the CLI's)")
+    ap.add_argument("--scale-topology", type=float, default=None, help="guidance scale for atrial-separation (default: the CLI's)")
+    ap.add_argument("--tasks", default="right-ventricle,atrial-separation")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    bundle = load_model(args.model)
+    refs = references(bundle.shape[0], args.refs or args.n, args.ref_seed, args.out)
+    report = {"model": str(args.model), "n": args.n, "steps": args.steps, "seed": args.seed, "threads": args.threads,
+              "torch": torch.__version__, "tasks": {}}
+    lines = []
+    for task_name in args.tasks.split(","):
+        spec = load_task(task_name)
+        tasks = resolve_per_reference(spec, refs, bundle.labels, bundle.shape, bundle.affine)
+        values = sorted({bundle.labels[n] for d in spec.domains for n in d.labels})
+        topo = spec.weights.topology > 0
+        scale = args.scale_topology if topo else args.scale_geometry
+        base = GuidanceConfig(steps=args.steps) if scale is None else GuidanceConfig(steps=args.steps, scale=scale)
+        configs = [("unguided", GuidanceConfig(parsing="l-local", steps=args.steps, scale=0.0)), ("V", GuidanceConfig(**{**base.__dict__, "parsing": "v"}))]
+        configs += [(f"L-{m.split('-')[1]}/{r}", GuidanceConfig(**{**base.__dict__, "parsing": m, "resolution": r})) for m, r in L_MODES]
+        configs += [("V fast", GuidanceConfig(**{**base.__dict__, "parsing": "v", "fast": True})),
+                    ("L-local/low fast", GuidanceConfig(**{**base.__dict__, "parsing": "l-local", "resolution": "low", "fast": True}))]
+        rows = []
+        for name, cfg in configs:
+            t0 = time.perf_counter()
+            s = summarize(name, run_config(bundle, tasks, args.n, args.seed, cfg), refs, values)
+            s["guidance"] = cfg.to_dict()
+            rows.append(s)
+            print(f"[{task_name}] {name}: {json.dumps({k: v for k, v in s.items() if k != 'guidance'})} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        entry = {"rows": rows, "profile": {"V": profile_step(bundle, tasks[0], "v", None), "L-local/low": profile_step(bundle, tasks[0], "l-local", "low")}}
+        if not topo:
+            entry["agreement"] = agreement(bundle, tasks[0], min(args.n, 8), args.seed)
+        report["tasks"][task_name] = entry
+        v_time = next(r["seconds_per_sample"] for r in rows if r["config"] == "V")
+        lines.append(f"\n### {task_name} (n = {args.n}, {args.steps} Heun steps, w = {rows[1]['guidance']['guidance_scale']:g})\n")
+        if topo:
+            lines.append("| config | B0 acc. | B1 acc. | B2 acc. | B0 counts (0/1/2/3) | 1-NNA | FMD | s/sample | speed vs V |")
+            lines.append("|---|---|---|---|---|---|---|---|---|")
+            for r in rows:
+                a = r["betti_accuracy"]
+                lines.append(f"| {r['config']} | {100 * a[0]:.1f} % | {100 * a[1]:.1f} % | {100 * a[2]:.1f} % | {'/'.join(map(str, r['b0_counts']))} | "
+                             f"{r['one_nna']:.3f} | {fmt(r['fmd'])} | {r['seconds_per_sample']:.2f} | {v_time / r['seconds_per_sample']:.2f}× |")
+        else:
+            lines.append("| config | mass L1 ×1e5 | centroid L1 ×1e4 | cov. L1 ×1e5 | 1-NNA | FMD | s/sample | speed vs V |")
+            lines.append("|---|---|---|---|---|---|---|---|")
+            for r in rows:
+                lines.append(f"| {r['config']} | {fmt(r['mass_l1'], 1e5, 0)} | {fmt(r['centroid_l1'], 1e4, 0)} | {fmt(r['covariance_l1'], 1e5, 0)} | "
+                             f"{r['one_nna']:.3f} | {fmt(r['fmd'])} | {r['seconds_per_sample']:.2f} | {v_time / r['seconds_per_sample']:.2f}× |")
+        for mode, prof in entry["profile"].items():
+            lines.append(f"\nOne guided call, {mode} (median of 5, s): " + ", ".join(f"{k} {v:.3f}" for k, v in prof.items() if k != "top_ops")
+                         + "; top ops (self ms): " + ", ".join(f"{k} {v}" for k, v in prof["top_ops"][:5]))
+        if "agreement" in entry:
+            ag = entry["agreement"]
+            lines.append(f"\nV vs L-local mass fraction on the same unguided latents: mean |Δ| {ag['abs_diff_low']:.4f} (low), {ag['abs_diff_high']:.4f} (high)")
+    (args.out / "results.json").write_text(json.dumps(report, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+    (args.out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

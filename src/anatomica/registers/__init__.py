@@ -1,0 +1,1 @@
+"""The register-bank image LDM: data, autoencoder, training, sampling, editing, evaluation."""

@@ -1,0 +1,112 @@
+"""V-parsing, L-local and L-coarse read the same anatomy from the same latent; presets re-grid domains."""
+
+import numpy as np
+import pytest
+import torch
+
+from anatomica.control.domain import ControlDomain
+from anatomica.control.potential import DomainTask, Task
+from anatomica.control.spec import load_task, resolve_task
+from anatomica.data.datasets import to_onehot
+from anatomica.data.io import list_label_files, load_label_map
+from anatomica.errors import AnatomicaError
+from anatomica.guided.parsers import make_parsing
+from anatomica.guided.resolution import PRESETS, Resolution, with_local_grids
+from anatomica.train import load_model
+
+
+@pytest.fixture(scope="module")
+def encoded(tiny_model):
+    """The bundle, the geometric task resolved on the first reference, and the normalized latents of the training cases."""
+    bundle = load_model(tiny_model["ldm"])
+    ref = load_label_map(list_label_files(tiny_model["references"])[0])
+    task = resolve_task(load_task(tiny_model["geometric"]), ref, bundle.labels, bundle.shape, bundle.affine)
+    arrays = [load_label_map(f).array for f in list_label_files(tiny_model["data"])]
+    x = to_onehot(torch.from_numpy(np.stack(arrays).astype(np.int64)), bundle.num_classes).float()
+    with torch.no_grad():
+        mean, _ = bundle.autoencoder.encode(x)
+    return bundle, task, bundle.to_latent(mean), arrays
+
+
+class FieldEverywhere:
+    """A decoder whose full-grid decode *is* the neural field on the voxel grid: V- and L-parsing then differ
+    only in where softmax and interpolation happen."""
+
+    def __init__(self, bundle):
+        self.bundle = bundle
+
+    def decode(self, z):
+        return self.bundle.decode_field(z)
+
+    def query(self, z, points):
+        return self.bundle.query(z, points)
+
+
+def test_parsings_agree_when_the_decoders_agree(encoded):
+    bundle, task, z, _ = encoded
+    dec = FieldEverywhere(bundle)
+    same_grid = Resolution("test", local=task.domains[0].domain.size[0], coarse=bundle.shape[0])
+    with torch.no_grad():
+        (sv,) = make_parsing(dec, task, "v")(z)
+        (sc,) = make_parsing(dec, task, "l-coarse", same_grid)(z)
+        (sl,) = make_parsing(dec, task, "l-local", same_grid)(z)
+    assert sv.shape == sl.shape == (len(z), 12, 12, 12)
+    torch.testing.assert_close(sc, sv)  # a coarse grid equal to the volume grid is the full decode
+    # softmax-then-interpolate (V) against softmax at the exact points (L): close, not identical
+    assert (sv - sl).abs().mean() < 0.08
+    assert (sv.flatten(1).mean(1) - sl.flatten(1).mean(1)).abs().max() < 0.03
+
+
+def test_conv_v_parsing_and_field_l_parsing_agree_on_the_trained_model(encoded):
+    bundle, task, z, arrays = encoded
+    with torch.no_grad():
+        (sv,) = make_parsing(bundle, task, "v")(z)
+        (sl,) = make_parsing(bundle, task, "l-local", Resolution("test", local=12, coarse=16))(z)
+    truth = torch.cat([task.parse_label_array(a)[0] for a in arrays])
+    for S in (sv, sl):  # both decoders reconstruct the training cases' substructure
+        assert (S.flatten(1).mean(1) - truth.flatten(1).mean(1)).abs().max() < 0.08
+    mv, ml = sv >= 0.5, sl >= 0.5
+    dice = 2 * (mv & ml).flatten(1).sum(1) / (mv.flatten(1).sum(1) + ml.flatten(1).sum(1))
+    assert dice.min() > 0.7
+    assert (sv.flatten(1).mean(1) - sl.flatten(1).mean(1)).abs().max() < 0.06
+
+
+def test_l_parsing_is_differentiable_and_touches_only_the_domain_points(encoded):
+    bundle, task, z, _ = encoded
+    calls = []
+
+    class Spy(FieldEverywhere):
+        def query(self, z, points):
+            calls.append(points.shape)
+            return super().query(z, points)
+
+    zz = z[:2].clone().requires_grad_(True)
+    parsing = make_parsing(Spy(bundle), task, "l-local", "low")
+    L, _ = parsing.potential(zz)
+    L.sum().backward()
+    assert calls == [(12**3, 3)]  # one query, 12 points per axis of the low preset
+    assert zz.grad is not None and zz.grad.abs().sum() > 0
+
+
+def test_presets_regrid_domains_and_keep_planes_and_lines():
+    box = ControlDomain((24, 24, 24), np.eye(3), [0.2, 0.3, 0.4], [0.1, 0.0, -0.1], "box")
+    plane = ControlDomain((16, 16, 1), np.eye(3), [0.2, 0.2, 1.0], [0.0, 0.0, 0.0], "plane")
+    line = ControlDomain((32, 1, 1), np.eye(3), [0.5, 1.0, 1.0], [0.0, 0.0, 0.0], "line")
+    task = Task("t", [DomainTask(d.name, (1,), d) for d in (box, plane, line)])
+    for name, res in PRESETS.items():
+        regridded = with_local_grids(task, res.local)
+        assert [d.domain.size for d in regridded.domains] == [(res.local,) * 3, (res.local, res.local, 1), (res.local, 1, 1)]
+        for a, b in zip(task.domains, regridded.domains):
+            assert np.array_equal(a.domain.matrix, b.domain.matrix) and np.array_equal(a.domain.translation, b.domain.translation)
+            assert a.target is b.target
+    assert [p.local for p in PRESETS.values()] == sorted(p.local for p in PRESETS.values())
+
+
+def test_bad_parsing_options(encoded):
+    bundle, task, _, _ = encoded
+    with pytest.raises(AnatomicaError, match="unknown parsing 'x'"):
+        make_parsing(bundle, task, "x")
+    with pytest.raises(AnatomicaError, match="L-parsing only"):
+        make_parsing(bundle, task, "v", "low")
+    with pytest.raises(AnatomicaError, match="unknown resolution 'ultra'"):
+        make_parsing(bundle, task, "l-local", "ultra")

@@ -1,0 +1,76 @@
+import importlib
+import json
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import anatomica.cli as cli
+from anatomica.data.io import LabelMap, save_label_map, write_dataset_json
+
+LABELS = {"heart_myocardium": 1, "aorta": 2}
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    # only this command module: the test does not depend on other commands being importable
+    monkeypatch.setattr(cli, "_register", lambda: importlib.import_module("anatomica.commands.registers"))
+
+    def _run(*args):
+        monkeypatch.setattr(sys, "argv", ["anatomica", *map(str, args)])
+        code = 0
+        try:
+            cli.main()
+        except SystemExit as e:
+            code = e.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return _run
+
+
+def phantom_folder(path, n=5, size=20):
+    g = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij")).astype(float)
+    cases = []
+    for i in range(n):
+        r = np.sqrt(((g - size / 2 - i % 2) ** 2).sum(0))
+        lab = np.where(r < 3 + i % 2, 2, np.where(r < 7, 1, 0)).astype(np.int32)
+        save_label_map(LabelMap(lab, np.diag([2.0, 2.0, 2.0, 1.0]), LABELS), path / "labelsTr" / f"heart_{i:03d}.nii.gz")
+        cases.append(f"heart_{i:03d}")
+    write_dataset_json(path, "heart", LABELS, cases)
+    return path
+
+
+def test_cli_end_to_end(tmp_path, run):
+    ph = phantom_folder(tmp_path / "ph")
+    d, reg, base = tmp_path / "ct", tmp_path / "reg", tmp_path / "base"
+    code, out, err = run("registers", "data", "--source", "phantoms", "--phantoms", ph, "--out", d, "--seed", 1)
+    assert code == 0, err
+    assert len(list((d / "imagesTr").iterdir())) == 5
+    net = ["--data", d, "--autoencoder", "none", "--size", 32, "--steps", 2, "--batch", 4, "--n-aug", 8, "--channels", "8,16",
+           "--attention", "0,1", "--head-channels", 8, "--registers-per-class", 2, "--register-dim", 8, "--seed", 0]
+    assert run("registers", "train", *net, "--out", reg)[0] == 0
+    assert run("registers", "train", *net, "--out", base, "--baseline")[0] == 0
+    for out_dir in ("s1", "s2"):
+        code, out, err = run("registers", "sample", "--model", reg, "--n", 2, "--steps", 2, "--seed", 3, "--out", tmp_path / out_dir)
+        assert code == 0, err
+    a, b = (nib.load(str(tmp_path / s / "imagesTr" / "sample_0001_0000.nii.gz")).get_fdata() for s in ("s1", "s2"))
+    assert a.shape == (32, 32, 1) and np.array_equal(a, b)  # same seed, same image
+    assert (tmp_path / "s1" / "labelsTr" / "sample_0001.nii.gz").is_file() and (tmp_path / "s1" / "samples.png").is_file()
+    code, out, err = run("registers", "sample", "--model", reg, "--n", 2, "--out", tmp_path / "s1")
+    assert code == 2 and err.count("\n") == 1 and "--overwrite" in err
+    code, out, err = run("registers", "edit", "--model", reg, "--edit", "scale:aorta:3", "--n", 2, "--steps", 2, "--out", tmp_path / "e")
+    assert code == 0, err
+    effect = json.loads((tmp_path / "e" / "effect.json").read_text())
+    assert effect["classes"] == ["background", "heart_myocardium", "aorta"] and len(effect["head_area_after"]) == 3
+    code, out, err = run("registers", "edit", "--model", reg, "--edit", "scale:liver:3", "--out", tmp_path / "e2")
+    assert code == 2 and "unknown class" in err
+    code, out, err = run("registers", "edit", "--model", base, "--edit", "zero:aorta", "--out", tmp_path / "e3")
+    assert code == 2 and "baseline" in err
+    code, out, err = run("registers", "evaluate", "--model", reg, "--baseline", base, "--n", 6, "--steps", 1, "--seg-steps", 1, "--n-real", 4, "--out", tmp_path / "ev")
+    assert code == 0, err
+    res = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert set(res["rows"]) == {"real", "registers", "baseline"} and res["rows"]["baseline"]["consistency_dice"] is None
+    assert "Relative improvement" in (tmp_path / "ev" / "table.md").read_text()
+    assert (tmp_path / "ev" / "segmenter" / "config.json").is_file()

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+import torch
+
+from anatomica.errors import AnatomicaError
+from anatomica.registers.edit import (
+    apply_edit,
+    class_areas,
+    interpolate_class,
+    parse_edit,
+    scale_class,
+    swap_class,
+    zero_class,
+)
+
+LABELS = {"csf": 1, "grey_matter": 2, "white_matter": 3}
+
+
+def bank(seed=0):
+    return torch.randn(4, 3, 5, generator=torch.Generator().manual_seed(seed))
+
+
+def only_row_changed(a, b, c):
+    rows = [i for i in range(a.shape[0]) if not torch.equal(a[i], b[i])]
+    return rows == [c]
+
+
+def test_each_edit_changes_only_its_class_and_not_its_input():
+    R, R2 = bank(0), bank(1)
+    keep = R.clone()
+    assert only_row_changed(R, scale_class(R, 2, 1.5), 2)
+    torch.testing.assert_close(scale_class(R, 2, 1.5)[2], 1.5 * R[2])
+    assert zero_class(R, 1)[1].abs().sum() == 0 and only_row_changed(R, zero_class(R, 1), 1)
+    mid = interpolate_class(R, 3, R2[3], 0.25)
+    torch.testing.assert_close(mid[3], 0.75 * R[3] + 0.25 * R2[3])
+    assert only_row_changed(R, mid, 3)
+    a, b = swap_class(R, R2, 0)
+    assert torch.equal(a[0], R2[0]) and torch.equal(b[0], R[0])
+    assert only_row_changed(R, a, 0) and only_row_changed(R2, b, 0)
+    assert torch.equal(R, keep)  # pure: the trained bank is untouched
+
+
+def test_parse_and_apply():
+    R, R2 = bank(0), bank(1)
+    e = parse_edit("scale:white_matter:0.5", LABELS)
+    assert (e.op, e.cls, e.value) == ("scale", 3, 0.5)
+    torch.testing.assert_close(apply_edit(R, e)[3], 0.5 * R[3])
+    e = parse_edit("interp:csf:grey_matter:1", LABELS)
+    assert torch.equal(apply_edit(R, e)[1], R[2])
+    assert torch.equal(apply_edit(R, parse_edit("swap:background", LABELS), R2)[0], R2[0])
+    assert torch.equal(apply_edit(R, parse_edit("interp:2:1.0", LABELS), R2)[2], R2[2])
+    with pytest.raises(AnatomicaError, match="second trained bank"):
+        apply_edit(R, parse_edit("swap:csf", LABELS))
+    for bad in ("scale:csf", "grow:csf:2", "scale:liver:2", "scale:csf:big", "zero:9"):
+        with pytest.raises(AnatomicaError):
+            parse_edit(bad, LABELS)
+    with pytest.raises(AnatomicaError):
+        scale_class(R, 7, 2.0)
+
+
+def test_class_areas():
+    m = np.zeros((2, 4, 4), int)
+    m[0, :2] = 1
+    m[1] = 2
+    a = class_areas(m, 3)
+    np.testing.assert_allclose(a, [[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
