@@ -163,7 +163,9 @@ def main(argv=None) -> int:
         topo = spec.weights.topology > 0
         scale = args.scale_topology if topo else args.scale_geometry
         base = GuidanceConfig(steps=args.steps) if scale is None else GuidanceConfig(steps=args.steps, scale=scale)
-        configs = [("unguided", GuidanceConfig(parsing="l-local", steps=args.steps, scale=0.0)), ("V", GuidanceConfig(**{**base.__dict__, "parsing": "v"}))]
+        configs = [("unguided (field)", GuidanceConfig(parsing="l-local", steps=args.steps, scale=0.0)),
+                   ("unguided (conv)", GuidanceConfig(parsing="v", steps=args.steps, scale=0.0)),
+                   ("V", GuidanceConfig(**{**base.__dict__, "parsing": "v"}))]
         configs += [(f"L-{m.split('-')[1]}/{r}", GuidanceConfig(**{**base.__dict__, "parsing": m, "resolution": r})) for m, r in L_MODES]
         configs += [("V fast", GuidanceConfig(**{**base.__dict__, "parsing": "v", "fast": True})),
                     ("L-local/low fast", GuidanceConfig(**{**base.__dict__, "parsing": "l-local", "resolution": "low", "fast": True}))]
@@ -179,7 +181,8 @@ def main(argv=None) -> int:
             entry["agreement"] = agreement(bundle, tasks[0], min(args.n, 8), args.seed)
         report["tasks"][task_name] = entry
         v_time = next(r["seconds_per_sample"] for r in rows if r["config"] == "V")
-        lines.append(f"\n### {task_name} (n = {args.n}, {args.steps} Heun steps, w = {rows[1]['guidance']['guidance_scale']:g})\n")
+        lines.append(f"\n### {task_name} (n = {args.n}, {args.steps} Heun steps, w = {rows[2]['guidance']['guidance_scale']:g}, "
+                     f"σ window [{rows[2]['guidance']['sigma_min']:g}, {rows[2]['guidance']['sigma_max']:g}]; labels decoded by the parsing's decoder: conv for V, field for L)\n")
         if topo:
             lines.append("| config | B0 acc. | B1 acc. | B2 acc. | B0 counts (0/1/2/3) | 1-NNA | FMD | s/sample | speed vs V |")
             lines.append("|---|---|---|---|---|---|---|---|---|")

@@ -68,6 +68,12 @@ def test_cli_end_to_end(tmp_path, run):
     assert code == 2 and "unknown class" in err
     code, out, err = run("registers", "edit", "--model", base, "--edit", "zero:aorta", "--out", tmp_path / "e3")
     assert code == 2 and "baseline" in err
+    code, out, err = run("registers", "edit", "--model", reg, "--edit", "swap:aorta", "--other", reg, "--n", 2, "--steps", 2, "--out", tmp_path / "e4")
+    assert code == 0, err
+    effect = json.loads((tmp_path / "e4" / "effect.json").read_text())
+    assert effect["head_area_before"] == effect["head_area_after"]  # swapping with an identical bank is a no-op
+    code, out, err = run("registers", "edit", "--model", reg, "--edit", "swap:aorta", "--other", base, "--out", tmp_path / "e5")
+    assert code == 2 and "not a register model" in err
     code, out, err = run("registers", "evaluate", "--model", reg, "--baseline", base, "--n", 6, "--steps", 1, "--seg-steps", 1, "--n-real", 4, "--out", tmp_path / "ev")
     assert code == 0, err
     res = json.loads((tmp_path / "ev" / "results.json").read_text())

@@ -92,8 +92,8 @@ def sample(
     task: str | None = typer.Option(None, "--task", help="Guide the samples by a control task: a packaged task name (e.g. right-ventricle, atrial-separation) or a task YAML file (docs/tasks.md)."),
     reference: Path | None = typer.Option(None, "--reference", help="Held-out label map (or a folder of them: sample i uses reference i mod n) that places the task's domains and gives its relative targets."),
     parsing: str = typer.Option("l-local", "--parsing", help="How the potential reads the anatomy from the denoised latent: v (conv-decode the full volume), l-local (neural field at the domains' points only), l-coarse (neural field on a small global grid)."),
-    resolution: str | None = typer.Option(None, "--resolution", help="L-parsing grid preset: low (8 points per domain axis / 16³ global), med (16 / 24³), high (24 / 32³) [default: low]."),
-    guidance_scale: float | None = typer.Option(None, "--guidance-scale", help="w in D^w = D − w·σ²·∇L; 0 gives unguided samples from the same noise, with the same reports [default: 20]."),
+    resolution: str | None = typer.Option(None, "--resolution", help="L-parsing grid preset: low (12 points per domain axis / 16³ global grid), med (16 / 24³), high (24 / 32³) [default: low]."),
+    guidance_scale: float | None = typer.Option(None, "--guidance-scale", help="w in D^w = D − w·σ²·∇L (L is O(0.01-1), its gradient per latent element small, hence large w); 0 gives unguided samples from the same noise, with the same reports [default: 10000]."),
     fast_gradient: bool = typer.Option(False, "--fast-gradient", help="Differentiate the potential w.r.t. the denoised latent only (no backward pass through the denoiser): faster, less faithful."),
     sigma_window: str | None = typer.Option(None, "--sigma-window", help="Noise levels MIN,MAX where guidance is active [default: 0.05,10]."),
 ) -> None:

@@ -28,7 +28,7 @@ from anatomica.guided.parsers import PARSINGS, Parsing, make_parsing
 from anatomica.guided.resolution import PRESETS
 
 SAMPLER_NAMES = ("heun", "euler")
-DEFAULT_SCALE = 20.0
+DEFAULT_SCALE = 1e4
 DEFAULT_SIGMA_MIN = 0.05
 DEFAULT_SIGMA_MAX = 10.0
 

@@ -10,7 +10,7 @@ the same span DDPM-style UNets see. The choice is recorded in the config so chec
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from monai.networks.nets import DiffusionModelUNet

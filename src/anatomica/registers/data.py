@@ -178,10 +178,10 @@ def load_pairs(folder: str | Path) -> tuple[list[Volume], dict[str, int]]:
             raise AnatomicaError(f"{lab_path}: no matching image {case}_0000.nii.gz in {img_dir}")
         img, affine = load_volume(img_path)
         lab, _ = load_volume(lab_path)
-        img = np.asarray(img, dtype=np.float32).squeeze()
-        lab = as_label_array(np.asarray(lab).squeeze()[..., None] if np.asarray(lab).squeeze().ndim == 2 else np.asarray(lab).squeeze(), str(lab_path))
-        if img.ndim == 2:
-            img = img[..., None]
+        img, lab = np.asarray(img, dtype=np.float32).squeeze(), np.asarray(lab).squeeze()
+        if img.ndim == 2:  # a single slice: keep it as a one-slice volume
+            img, lab = img[..., None], lab[..., None]
+        lab = as_label_array(lab, str(lab_path))
         if img.shape != lab.shape:
             raise AnatomicaError(f"{img_path}: image shape {img.shape} differs from label shape {lab.shape}")
         volumes.append(Volume(case, _unit_range(img, lab > 0), lab, affine))

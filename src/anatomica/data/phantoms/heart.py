@@ -1,12 +1,16 @@
 """Heart phantom: four chambers, LV myocardium, aortic root and pulmonary trunk (TotalSegmentator heart labels).
 
 Template frame (mm): the LV long axis is the z axis with the base (atrioventricular) plane at z = 0 and
-the apex below; ventricles and myocardium lie below the base plane, atria above it. A fixed tilt then
-points the apex to the left, anteriorly and inferiorly, as in the chest.
+the apex below; ventricles and myocardium lie below the base plane, atria and great vessels above it
+(so the aorta leaves the LV and the pulmonary trunk the RV at the valve plane). The myocardium is an
+ellipsoidal shell (8–11 mm, thinner at the apex) around the LV cavity; the RV is an ellipsoid minus the
+LV epicardium, a crescent against the septum. A fixed tilt points the apex to the left, anteriorly and
+inferiorly, as in the chest.
 
 Topological variability: the two atria touch across a thin septum (the common case) or are separated
-by a gap (``atria_touching = False``, about 20 % of cases). The gap is at least two voxels wide and is
-enforced on the voxels, so the union of the atria has b0 = 2 exactly when the flag says separate.
+by a gap (``atria_touching = False``, about 20 % of cases). The gap is at least 2.5 voxels wide and is
+enforced on the voxels, so the union of the atria has b0 = 2 exactly when the flag says separate, at
+every grid size; every label is one piece.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from anatomica.data.phantoms.shapes import (
     ellipsoid,
     grid_affine,
     grid_offsets,
+    largest_component,
     paint,
     random_placement,
     sealed,
@@ -52,7 +57,7 @@ def _draw(rng: np.random.Generator) -> dict:
     u = rng.uniform
     r_lv, a_lv = u(24.0, 28.0), u(76.0, 90.0)
     wall = u(8.0, 11.0)
-    p = {
+    return {
         "placement": random_placement(rng, ANCHOR, TILT),
         "r_lv": r_lv,
         "a_lv": a_lv,
@@ -70,11 +75,10 @@ def _draw(rng: np.random.Generator) -> dict:
         "aorta": np.array([[6, 9, -6], [8, 12, 20], [7, 11, 50], [4, 8, 92]], float) + rng.normal(0, 1.5, (4, 3)),
         "aorta_r": np.array([14.0, 15.0, 14.5, 14.0]) * u(0.9, 1.1),
         "pa": np.array([[22, 34, -8], [14, 36, 16], [-2, 32, 34], [-10, 20, 43]], float) + rng.normal(0, 1.5, (4, 3)),
-        "lpa": np.array([[-34, 16, 45], [-50, 2, 43]], float) + rng.normal(0, 1.5, (2, 3)),
+        "lpa": np.array([[-34, 16, 44], [-50, 2, 39]], float) + rng.normal(0, 1.5, (2, 3)),
         "rpa": np.array([[-14, 0, 45], [-2, -16, 46], [24, -22, 45]], float) + rng.normal(0, 1.5, (3, 3)),
         "pa_r": u(11.0, 13.0),
     }
-    return p
 
 
 def _septum(p: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -147,6 +151,10 @@ def generate(rng: np.random.Generator, size: int) -> tuple[LabelMap, dict]:
     if not p["atria_touching"]:
         la_now = vol == LABELS["heart_atrium_left"]
         paint(vol, (vol == LABELS["heart_atrium_right"]) & dilate26(la_now), 0)
+    # Later paints can nick earlier structures into a large part and a crumb; keep every label one piece.
+    for value in LABELS.values():
+        mask = vol == value
+        paint(vol, mask & ~largest_component(mask), 0)
 
     flags = {"atria_touching": p["atria_touching"], "septal_gap_mm": 0.0 if p["atria_touching"] else round(float(gap * pl.scale), 2)}
     return LabelMap(vol, grid_affine(size, FOV_MM, CENTRE_MM), dict(LABELS)), flags

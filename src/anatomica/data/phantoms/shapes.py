@@ -252,11 +252,6 @@ def touching(a: np.ndarray, b: np.ndarray) -> bool:
     return bool((dilate26(a) & b).any())
 
 
-def separate_from(keep: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """``other`` without its voxels that touch ``keep``: afterwards the two are separate components."""
-    return other & ~dilate26(keep)
-
-
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 26-connected component of ``mask`` (``mask`` itself when it has at most one)."""
     comp, n = ndimage.label(mask, structure=CUBE)
