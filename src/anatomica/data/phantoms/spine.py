@@ -14,9 +14,10 @@ Topological variability of the union of the vertebrae and the discs ("vertebrae 
   two disc levels are separated from a neighbouring vertebra by a gap of at least 2.5 voxels, and the
   column falls into 1 + (number of such levels) components.
 
-Consecutive vertebrae live on either side of a slab around each disc (at least two voxels thick), and
-the discs never touch an arch, so no process meets its neighbour and b1 of the union counts exactly
-the intact arches.
+Consecutive vertebrae live on either side of a slab around each disc (at least two voxels thick), so no
+process meets its neighbour, and each disc is a flat slab resting inside the rims of its bodies, so it
+closes no loop: b1 of the union counts exactly the intact arches, b0 the open levels plus one. Every
+gap is also enforced on the voxels, so the flags hold at every grid size from 32³ to 128³.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def _draw(rng: np.random.Generator) -> dict:
 
 
 def _disc_space(p: dict, k: int, h: float) -> tuple[float, float, float]:
-    """At level ``k``, in mm: (space between the bodies, gap between disc and vertebra, space between the arches).
+    """(space between the bodies, gap between disc and vertebra, space between the arches) at level ``k``, mm.
 
     The arches are at least two voxels apart, so neighbouring vertebrae never touch; an open level
     widens the space between the bodies to hold a disc of at least 1.25 voxels beside a gap of at
@@ -186,22 +187,22 @@ def _vertebra(
     spinous = (along >= 0) & (along <= length) & (np.abs(across) <= half_hs)
     spinous &= (np.abs(qx) <= max(p["spinous_half_w"][i], h)) & (ry <= -b)  # never inside the canal
 
-    # Transverse processes: bars from the middle of the arch, sideways and slightly back. Their front
-    # edge stays 1.5 voxels behind the body (at coarse grids the bars are thick, and one touching the
-    # body corner to corner would close a second loop); their root is the middle of the ring there.
+    # Transverse processes: bars from the pedicle–lamina junction (the middle of the ring half-way
+    # behind the canal's centre), sideways and slightly back. They stay clear of the body by more than a
+    # voxel diagonal: at coarse grids the bars are thick, and one touching the body corner to corner
+    # would close a second loop around the pedicle.
     arch = band | spinous
     ca, sa = np.cos(p["transverse_angle"][i]), np.sin(p["transverse_angle"][i])
     w_t, h_t = max(p["transverse_half_w"][i], h), max(p["transverse_half_h"][i], h)
-    y_t = min(y_f, -half_d - 1.5 * h - w_t)
-    dy = y_t - y_f
-    outer_x = (a + tp) * np.sqrt(max(0.0, 1.0 - (dy / (b + tl)) ** 2))
-    inner_x = a * np.sqrt(max(0.0, 1.0 - (dy / b) ** 2))
-    root_x = 0.5 * (inner_x + outer_x)
-    rt = qy - np.float32(y_t)
+    root_x = 0.5 * (a * np.sqrt(0.75) + (a + tp) * np.sqrt(1.0 - (0.5 * b / (b + tl)) ** 2))
+    rt = ry + np.float32(0.5 * b)
+    clear = (ellipse_level(qx, qy, half_w + 1.8 * h, half_d + 1.8 * h) > 1.0) & ~inner & (np.abs(dz) <= h_t)
     for side in (1.0, -1.0):
         along = side * ca * (qx - np.float32(side * root_x)) - sa * rt
         across = sa * side * (qx - np.float32(side * root_x)) + ca * rt
-        arch |= (along >= 0) & (along <= p["transverse_len"][i]) & (np.abs(across) <= w_t) & (np.abs(dz) <= h_t) & ~inner
+        arch |= clear & (along >= 0) & (along <= p["transverse_len"][i]) & (np.abs(across) <= w_t)
+    arch &= allowed
+
     if p["broken"] and p["broken_level"] == i:
         # A unilateral defect of the lamina: a strip along a posterolateral ray from the canal's centre.
         side, psi = p["broken_side"], p["cut_angle"]
@@ -212,10 +213,9 @@ def _vertebra(
         cut = (along > 0) & (np.abs(across) < gap / 2)
         arch &= ~cut
         # Voxel guarantee: the two ends of the lamina share no voxel corner.
-        arch &= allowed
         ahead = arch & (across > 0) & (along > 0)
         arch &= ~(dilate26(arch & (across < 0) & (along > 0)) & ahead & ~body)
-    vertebra = largest_component(body | (arch & allowed))  # x is already cropped to this vertebra
+    vertebra = largest_component(body | arch)  # x is already cropped to this vertebra
     return vertebra, body & vertebra
 
 
