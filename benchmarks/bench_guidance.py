@@ -186,7 +186,7 @@ def main(argv=None) -> int:
         report["tasks"][task_name] = entry
         v_time = next(r["seconds_per_sample"] for r in rows if r["config"] == "V")
         lines.append(f"\n### {task_name} (n = {args.n}, {args.steps} Heun steps, w = {rows[2]['guidance']['guidance_scale']:g}, "
-                     f"σ window [{rows[2]['guidance']['sigma_min']:g}, {rows[2]['guidance']['sigma_max']:g}]; labels decoded by the parsing's decoder: conv for V, field for L)\n")
+                     f"σ window [{rows[2]['guidance']['sigma_min']:g}, {rows[2]['guidance']['sigma_max'] or float('inf'):g}]; labels decoded by the parsing's decoder: conv for V, field for L)\n")
         if topo:
             lines.append("| config | B0 acc. | B1 acc. | B2 acc. | B0 counts (0/1/2/3) | 1-NNA | FMD | s/sample | speed vs V |")
             lines.append("|---|---|---|---|---|---|---|---|---|")

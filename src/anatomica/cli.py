@@ -31,10 +31,10 @@ def _register() -> None:
 
 
 def main() -> None:
-    """Console entry point: run the app, turning expected failures into one clean line."""
+    """Console entry point: typer reports usage errors itself (exit 2); expected failures become one clean line."""
     _register()
     try:
-        app(standalone_mode=False)
+        app()
     except AnatomicaError as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         sys.exit(2)
@@ -44,18 +44,3 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)
         sys.exit(130)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        sys.exit(1)
-    except Exception as e:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
-
-
-if __name__ == "__main__":
-    main()

@@ -254,8 +254,7 @@ def sample_cmd(
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
 ) -> None:
-    """Generate images without any mask input; the register model also returns its predicted mask
-    (from its segmentation head at low noise), giving paired synthetic data for augmentation.
+    """Generate images without any mask input; the register model also returns its predicted mask (from its segmentation head at low noise), giving paired synthetic data for augmentation.
 
     Example: anatomica registers sample --model runs/registers/reg --n 64 --seed 1 --out runs/registers/samples
     """
@@ -284,8 +283,7 @@ def edit_cmd(
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
 ) -> None:
-    """Edit one class's registers and measure the effect: mean area share of every class (by the
-    model's head, and by --segmenter if given) before and after, from identical noise.
+    """Edit one class's registers and measure the effect: mean area share of every class (by the model's head, and by --segmenter if given) before and after, from identical noise.
 
     Example: anatomica registers edit --model runs/registers/reg --edit scale:white_matter:0 --out runs/registers/edit_wm0
     """
@@ -340,9 +338,7 @@ def evaluate_cmd(
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
 ) -> None:
-    """Anatomical accuracy (segmenter vs own mask; FMD of segmenter masks; train-on-synthetic
-    test-on-real Dice) and FID on the judging segmenter's encoder features, register model against the
-    baseline, with the relative improvement as measured, whatever its sign.
+    """Register model against the baseline: anatomical accuracy (segmenter vs own mask; FMD of segmenter masks; train-on-synthetic test-on-real Dice) and FID on the judging segmenter's encoder features, with the relative improvement as measured, whatever its sign.
 
     Example: anatomica registers evaluate --model runs/registers/reg --baseline runs/registers/base --out runs/registers/eval
     """

@@ -95,7 +95,7 @@ def sample(
     resolution: str | None = typer.Option(None, "--resolution", help="L-parsing grid preset: low (12 points per domain axis / 16³ global grid), med (16 / 24³), high (24 / 32³) [default: low]."),
     guidance_scale: float | None = typer.Option(None, "--guidance-scale", help="w in D^w = D − w·σ²·∇L (L is O(0.01-1), its gradient per latent element small, hence large w); 0 gives unguided samples from the same noise, with the same reports [default: 10000]."),
     fast_gradient: bool = typer.Option(False, "--fast-gradient", help="Differentiate the potential w.r.t. the denoised latent only (no backward pass through the denoiser): faster, less faithful."),
-    sigma_window: str | None = typer.Option(None, "--sigma-window", help="Noise levels MIN,MAX where guidance is active [default: 0.05,10]."),
+    sigma_window: str | None = typer.Option(None, "--sigma-window", help="Noise levels MIN,MAX where guidance is active, e.g. 0.05,10 [default: 0.05,inf: every step above σ = 0.05]."),
 ) -> None:
     """Draw unconditional label maps from the latent diffusion prior: noise from --seed, EDM ODE sampling in latent
     space, decoding, argmax. Files carry the training data's affine (world mm) and label table. Prints the per-label

@@ -23,14 +23,15 @@ from anatomica.control.potential import Task
 from anatomica.control.spec import TaskSpec, resolve_task
 from anatomica.data.io import LabelMap, is_nifti, list_label_files
 from anatomica.diffusion.guidance import GuidanceTrace, GuidedDenoiser
+from anatomica.diffusion.sampling import sample_euler, sample_heun
 from anatomica.errors import AnatomicaError
 from anatomica.guided.parsers import PARSINGS, Parsing, make_parsing
 from anatomica.guided.resolution import PRESETS
 
-SAMPLER_NAMES = ("heun", "euler")
+SAMPLERS = {"heun": sample_heun, "euler": sample_euler}
 DEFAULT_SCALE = 1e4
 DEFAULT_SIGMA_MIN = 0.05
-DEFAULT_SIGMA_MAX = 10.0
+DEFAULT_SIGMA_MAX = float("inf")  # guide from the first step: topology needs the coarse stages
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,8 @@ class GuidanceConfig:
             raise AnatomicaError(f"the guidance σ window needs 0 <= sigma-min <= sigma-max, got [{self.sigma_min}, {self.sigma_max}]")
         if self.steps < 1:
             raise AnatomicaError(f"--steps must be >= 1, got {self.steps}")
-        if self.sampler not in SAMPLER_NAMES:
-            raise AnatomicaError(f"--sampler must be one of {', '.join(SAMPLER_NAMES)}, got {self.sampler!r}")
+        if self.sampler not in SAMPLERS:
+            raise AnatomicaError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if self.decoder not in (None, "conv", "field"):
             raise AnatomicaError(f"--decoder must be 'conv' or 'field', got {self.decoder!r}")
         return self
@@ -78,7 +79,7 @@ class GuidanceConfig:
     def to_dict(self) -> dict:
         return {
             "parsing": self.parsing, "resolution": self.resolution_name, "guidance_scale": self.scale, "fast_gradient": self.fast,
-            "sigma_min": self.sigma_min, "sigma_max": self.sigma_max, "steps": self.steps, "sampler": self.sampler, "decoder": self.output_decoder,
+            "sigma_min": self.sigma_min, "sigma_max": self.sigma_max if np.isfinite(self.sigma_max) else None, "steps": self.steps, "sampler": self.sampler, "decoder": self.output_decoder,
         }
 
 
@@ -119,12 +120,6 @@ class TracedDenoiser:
         return out
 
 
-def _samplers():
-    from anatomica.diffusion.sampling import sample_euler, sample_heun
-
-    return {"heun": sample_heun, "euler": sample_euler}
-
-
 def guided_batch(bundle, task: Task, indices: Sequence[int], seed: int, config: GuidanceConfig, record_unguided: bool = True,
                  on_step: Callable[[], None] | None = None) -> list[SampleResult]:
     """Sample ``indices`` (noise of (seed, i) each) with the guided denoiser for one resolved ``task``."""
@@ -136,7 +131,7 @@ def guided_batch(bundle, task: Task, indices: Sequence[int], seed: int, config: 
     denoiser = TracedDenoiser(guided, potential, record_unguided)
     noise = torch.cat([bundle.initial_noise(1, seed, start=int(i)) for i in indices])
     t0 = time.perf_counter()
-    z = _samplers()[config.sampler](denoiser, noise, bundle.sigmas(config.steps), callback=(lambda info: on_step()) if on_step else None)
+    z = SAMPLERS[config.sampler](denoiser, noise, bundle.sigmas(config.steps), callback=(lambda info: on_step()) if on_step else None)
     seconds = (time.perf_counter() - t0) / len(indices)
     with torch.no_grad():
         L, terms = parsing.potential(z)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from anatomica.data.phantoms import aorta, coronary, heart
+from anatomica.data.phantoms import aorta, coronary, heart, spine
 from anatomica.data.phantoms.generate import case_rng, generate_dataset
 from anatomica.data.phantoms.system import PhantomSystem, TopologyCheck
 from anatomica.errors import AnatomicaError
 
-SYSTEMS: dict[str, PhantomSystem] = {m.SYSTEM.name: m.SYSTEM for m in (heart, aorta, coronary)}
+SYSTEMS: dict[str, PhantomSystem] = {m.SYSTEM.name: m.SYSTEM for m in (heart, aorta, spine, coronary)}
 
 
 def get_system(name: str) -> PhantomSystem:

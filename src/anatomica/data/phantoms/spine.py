@@ -148,8 +148,8 @@ def _disc_space(p: dict, k: int, h: float) -> tuple[float, float, float]:
 
 def _vertebra(
     x: np.ndarray, p: dict, i: int, h: float, inside: np.ndarray, near: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(whole vertebra, its body) for vertebra ``i``.
+) -> np.ndarray:
+    """Vertebra ``i`` (body, arch and processes; one component).
 
     ``inside`` is the region the vertebra may occupy, ``near`` (a part of it) the region its body and
     everything within a voxel of the body may occupy: beside an open disc level the bodies give up room
@@ -215,8 +215,24 @@ def _vertebra(
         # Voxel guarantee: the two ends of the lamina share no voxel corner.
         ahead = arch & (across > 0) & (along > 0)
         arch &= ~(dilate26(arch & (across < 0) & (along > 0)) & ahead & ~body)
-    vertebra = largest_component(body | arch)  # x is already cropped to this vertebra
-    return vertebra, body & vertebra
+    return largest_component(body | arch)  # x is already cropped to this vertebra
+
+
+def _extent(p: dict, i: int, h: float) -> tuple[np.ndarray, np.ndarray]:
+    """A box (lo, hi corners, mm, in the vertebra's frame) that holds vertebra ``i`` at voxel size ``h``."""
+    a, b = max(p["foramen_a"][i], 1.5 * h), max(p["foramen_b"][i], 1.25 * h)
+    tp, tl = max(p["pedicle"][i], 1.5 * h), max(p["lamina"][i], 1.5 * h)
+    side = max(p["width"][i] / 2, a + tp + p["transverse_len"][i] + max(p["transverse_half_w"][i], h))
+    back = p["depth"][i] / 2 + 1.7 * b + tl + p["spinous_len"][i] + max(p["spinous_half_h"][i], 1.1 * h)
+    # Between the disc planes, which tilt away from the vertebra's axis by the lordosis between them.
+    below = p["height"][i] / 2 + (p["disc"][i] / 2 if i < len(p["height"]) - 1 else 0.0)
+    above = p["height"][i] / 2 + (p["disc"][i - 1] / 2 if i > 0 else 0.0)
+    lean = back * np.tan(p["kappa"] * max(below, above))
+    margin = 2.0 + h
+    return (
+        np.array([-side - margin, -back - margin, -below - lean - margin]),
+        np.array([side + margin, p["depth"][i] / 2 + margin, above + lean + margin]),
+    )
 
 
 def _disc(x: np.ndarray, p: dict, k: int, h: float, space: float, gap: float) -> np.ndarray:
@@ -248,42 +264,42 @@ def generate(rng: np.random.Generator, size: int) -> tuple[LabelMap, dict]:
     h = FOV_MM / size / pl.scale  # voxel size in template mm
     n = len(VERTEBRAE)
 
-    # Signed distance to the middle plane of each disc level (positive towards the vertebra above).
     spaces = [_disc_space(p, k, h) for k in range(n - 1)]
-    sigma = []
-    for k in range(n - 1):
-        centre, rot = _frame(p["kappa"], p["disc_s"][k])
-        sigma.append(_plane(x, centre, rot[:, 2]))
+    planes = [_frame(p["kappa"], s_k) for s_k in p["disc_s"]]  # middle plane of each disc level
 
-    # Each part is drawn inside the bounding box of the region it may occupy (a fifth of the grid).
-    vertebrae, bodies = [], []
+    # Each part is drawn on the sub-box of the grid that holds it, so the work per part does not grow
+    # with the whole field of view.
+    vertebrae = []
     for i in range(n):
+        c, r = _frame(p["kappa"], p["centre_s"][i])
+        half_h = p["height"][i] / 2
+        box = _grid_box(pl, size, c, r, *_extent(p, i, h))
+        xb = x[(slice(None), *box)]
+        # Signed distances to the disc planes (positive upwards): the arch keeps two voxels from its
+        # neighbours, the body (and a voxel around it) also the room an open disc level needs.
         if i == 0:
-            c0, r0 = _frame(p["kappa"], p["centre_s"][0])
-            inside = near = _plane(x, c0, r0[:, 2]) <= p["height"][0] / 2
+            inside = near = _plane(xb, c, r[:, 2]) <= half_h
         else:
-            inside = sigma[i - 1] < -spaces[i - 1][2] / 2
-            near = sigma[i - 1] < -spaces[i - 1][0] / 2
+            above = _plane(xb, planes[i - 1][0], planes[i - 1][1][:, 2])
+            inside, near = above < -spaces[i - 1][2] / 2, above < -spaces[i - 1][0] / 2
         if i == n - 1:
-            c4, r4 = _frame(p["kappa"], p["centre_s"][-1])
-            end = _plane(x, c4, r4[:, 2]) >= -p["height"][-1] / 2
-            inside, near = inside & end, near & end
+            end = _plane(xb, c, r[:, 2]) >= -half_h
         else:
-            inside = inside & (sigma[i] > spaces[i][2] / 2)
-            near = near & (sigma[i] > spaces[i][0] / 2)
-        box = _box(inside)
-        v, b = np.zeros_like(inside), np.zeros_like(inside)
-        v[box], b[box] = _vertebra(x[(slice(None), *box)], p, i, h, inside[box], near[box])
+            below = _plane(xb, planes[i][0], planes[i][1][:, 2])
+            end = below > spaces[i][2] / 2
+            near = near & (below > spaces[i][0] / 2)
+        v = np.zeros(x.shape[1:], dtype=bool)
+        v[box] = _vertebra(xb, p, i, h, inside & end, near & end)
         vertebrae.append(v)
-        bodies.append(b)
     # Voxel guarantee: neighbours share no voxel corner (the slabs already keep them 2 voxels apart).
     for i in range(1, n):
         vertebrae[i] = _largest(vertebrae[i] & ~dilate26(vertebrae[i - 1]))
-        bodies[i] &= vertebrae[i]
 
     discs = []
     for k in range(n - 1):
-        box = _box(np.abs(sigma[k]) <= spaces[k][0] / 2)
+        c, r = planes[k]
+        reach = np.array([30.0, 22.0, spaces[k][0] / 2 + 2 * h])
+        box = _grid_box(pl, size, c, r, -reach, reach)
         d = np.zeros(x.shape[1:], dtype=bool)
         d[box] = _disc(x[(slice(None), *box)], p, k, h, *spaces[k][:2])
         if p["gaps"][k]:
@@ -303,6 +319,22 @@ def generate(rng: np.random.Generator, size: int) -> tuple[LabelMap, dict]:
         "disc_gaps": [LEVELS[k] for k in range(n - 1) if p["gaps"][k]],
     }
     return LabelMap(vol, grid_affine(size, FOV_MM, CENTRE_MM), dict(LABELS)), flags
+
+
+def _grid_box(pl, size: int, origin: np.ndarray, rot: np.ndarray, lo, hi) -> tuple[slice, slice, slice]:
+    """Index box of the grid voxels whose template coordinates can fall in a box of a local frame.
+
+    The local box [lo, hi] (mm, frame ``rot`` at ``origin``) is mapped to the grid through the case
+    pose, padded by the largest displacement of the warp and a voxel.
+    """
+    corners = np.array([[u, v, w] for u in (lo[0], hi[0]) for v in (lo[1], hi[1]) for w in (lo[2], hi[2])])
+    pts = origin + corners @ np.asarray(rot).T - pl.anchor
+    world = pl.scale * pts @ pl.rotation.T + pl.translation  # mm from the grid centre
+    hw = FOV_MM / size
+    pad = (pl.scale * np.linalg.norm(pl.warp.amplitudes, axis=1).sum()) / hw + 1.0
+    first = np.floor(world.min(axis=0) / hw + (size - 1) / 2 - pad).astype(int)
+    last = np.ceil(world.max(axis=0) / hw + (size - 1) / 2 + pad).astype(int)
+    return tuple(slice(max(int(f), 0), min(int(t) + 1, size)) for f, t in zip(first, last))
 
 
 def _box(mask: np.ndarray) -> tuple[slice, slice, slice]:
