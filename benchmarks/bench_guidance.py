@@ -1,19 +1,20 @@
 """Guided sampling on the heart phantoms: unguided against guided with each parsing mode and resolution.
 
 Two tasks, one run, one thread, the same noise for every configuration (sample i uses (seed, i)), sample i
-paired with held-out reference i mod R:
+paired with held-out reference i mod R (R = ``--refs``; the n / R samples of one reference form one batch):
 
-- right-ventricle (geometric): mass / centroid / covariance L1 to the target (``metrics.geometry``), FMD and
-  1-NNA of the right ventricle against the references;
+- right-ventricle (geometric): mass / centroid / covariance L1 to the target (``metrics.geometry``);
 - atrial-separation (topological): Betti accuracy of the atria's union (B0 = 2 is the goal);
 
-and seconds per sample for each. Then one guided step is profiled (torch.profiler) for V-parsing and
-L-local/low, split into denoiser forward, parsing, potential and backward.
+with, for both, FMD (``metrics.fmd``) and 1-NNA (``metrics.nna``) of the task's labels against n held-out
+phantoms, and seconds per sample. Then one guided call (full gradient) is profiled per parsing mode: denoiser
+forward, parsing, potential, backward, the denoiser's own backward, and torch.profiler's top operators.
 
-    .venv/bin/python benchmarks/bench_guidance.py --model runs/heart32/ldm --n 16 --steps 20 --out runs/bench_guidance
+    .venv/bin/python benchmarks/bench_guidance.py --model runs/heart32/ldm --n 16 --refs 4 --steps 20 --out runs/bench_guidance
+    .venv/bin/python benchmarks/bench_guidance.py --model runs/heart32/ldm --profile-only
 
 Held-out references are heart phantoms drawn from a seed stream the training set did not use (``--ref-seed``).
-Writes ``results.json`` and a markdown table into ``--out``; docs/results.md holds the latest numbers.
+Writes ``results.json`` and ``results.md`` into ``--out``; docs/results.md holds the latest numbers.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from anatomica.metrics.nna import one_nna_label_maps
 from anatomica.train import load_model
 
 L_MODES = [("l-local", r) for r in ("low", "med", "high")] + [("l-coarse", r) for r in ("low", "med", "high")]
+PROFILED = (("V", None), ("L-local/low", "low"), ("L-coarse/low", "low"))
 
 
 def references(size: int, n: int, seed: int, out: Path) -> list[tuple[str, LabelMap]]:
@@ -93,7 +95,7 @@ def profile_step(bundle, task, parsing: str, resolution: str | None, batch: int 
     potential and backward; and torch.profiler's top operators by self CPU time (ms per batch)."""
     p = make_parsing(bundle, task, parsing, resolution)
     z = bundle.initial_noise(batch, 0) / bundle.sigma_max * sigma
-    parts = {"denoiser_forward": [], "parsing_forward": [], "potential_forward": [], "backward": []}
+    parts = {"denoiser_forward": [], "parsing_forward": [], "potential_forward": [], "backward": [], "denoiser_backward_alone": []}
     for _ in range(repeats):
         zi = z.detach().requires_grad_(True)
         t0 = time.perf_counter()
@@ -105,10 +107,17 @@ def profile_step(bundle, task, parsing: str, resolution: str | None, batch: int 
         t3 = time.perf_counter()
         torch.autograd.grad(L.sum(), zi)
         t4 = time.perf_counter()
-        for k, v in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+        zi = z.detach().requires_grad_(True)  # the denoiser's share of the backward pass: a vector-Jacobian product alone
+        z0 = bundle.denoiser(zi, sigma)
+        t5 = time.perf_counter()
+        torch.autograd.grad(z0, zi, grad_outputs=torch.ones_like(z0))
+        t6 = time.perf_counter()
+        for k, v in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t6 - t5)):
             parts[k].append(v)
     out = {k: float(np.median(v)) / batch for k, v in parts.items()}
-    out["total"] = sum(out.values())
+    out["total"] = sum(v for k, v in out.items() if k != "denoiser_backward_alone")
+    # what the parsing adds to a guided call beyond the denoiser's own forward and backward
+    out["parsing_share"] = out["total"] - out["denoiser_forward"] - out["denoiser_backward_alone"]
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -149,6 +158,7 @@ def main(argv=None) -> int:
     ap.add_argument("--scale-topology", type=float, default=None, help="guidance scale for atrial-separation (default: the CLI's)")
     ap.add_argument("--tasks", default="right-ventricle,atrial-separation")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--profile-only", action="store_true", help="only profile one guided call per parsing mode and task")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -161,6 +171,12 @@ def main(argv=None) -> int:
     for task_name in args.tasks.split(","):
         spec = load_task(task_name)
         tasks = resolve_per_reference(spec, refs, bundle.labels, bundle.shape, bundle.affine)
+        batch = -(-args.n // args.refs)
+        if args.profile_only:
+            for m, r in PROFILED:
+                prof = profile_step(bundle, tasks[0], m.split("/")[0].lower(), r, batch=batch)
+                print(f"[{task_name}] {m}: " + json.dumps(prof), flush=True)
+            continue
         values = sorted({bundle.labels[n] for d in spec.domains for n in d.labels})
         topo = spec.weights.topology > 0
         scale = args.scale_topology if topo else args.scale_geometry
@@ -178,9 +194,7 @@ def main(argv=None) -> int:
             s["guidance"] = cfg.to_dict()
             rows.append(s)
             print(f"[{task_name}] {name}: {json.dumps({k: v for k, v in s.items() if k != 'guidance'})} ({time.perf_counter() - t0:.0f} s)", flush=True)
-        batch = -(-args.n // args.refs)
-        entry = {"rows": rows, "profile": {m: profile_step(bundle, tasks[0], m.split("/")[0].lower(), r, batch=batch)
-                                           for m, r in (("V", None), ("L-local/low", "low"), ("L-coarse/low", "low"))}}
+        entry = {"rows": rows, "profile": {m: profile_step(bundle, tasks[0], m.split("/")[0].lower(), r, batch=batch) for m, r in PROFILED}}
         if not topo:
             entry["agreement"] = agreement(bundle, tasks[0], min(args.n, 8), args.seed)
         report["tasks"][task_name] = entry
@@ -206,6 +220,8 @@ def main(argv=None) -> int:
         if "agreement" in entry:
             ag = entry["agreement"]
             lines.append(f"\nV vs L-local mass fraction on the same unguided latents: mean |Δ| {ag['abs_diff_low']:.4f} (low), {ag['abs_diff_high']:.4f} (high)")
+    if args.profile_only:
+        return 0
     (args.out / "results.json").write_text(json.dumps(report, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

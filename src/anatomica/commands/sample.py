@@ -85,17 +85,17 @@ def sample(
     seed: int = typer.Option(0, "--seed", help="Sample i depends only on (seed, i): same seed, same samples, whatever --n or --batch-size."),
     out: Path = typer.Option(..., "--out", help="Output folder: labelsTr/sample_NNN.nii.gz, dataset.json, mosaic.png, summary.json."),
     sampler: str = typer.Option("heun", "--sampler", help="heun (2nd order, EDM's default) or euler."),
-    decoder: str | None = typer.Option(None, "--decoder", help="conv (convolutional decoder) or field (neural field on the full grid) [default: conv; with --task: the decoder the parsing reads, conv for v, field for l-*]."),
+    decoder: str | None = typer.Option(None, "--decoder", help="conv (convolutional decoder) or field (neural field on the full grid). Default: conv; with --task, the decoder the parsing reads (conv for v, field for l-*)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Samples generated together (memory vs speed)."),
     threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out, replacing same-named files."),
     task: str | None = typer.Option(None, "--task", help="Guide the samples by a control task: a packaged task name (e.g. right-ventricle, atrial-separation) or a task YAML file (docs/tasks.md)."),
     reference: Path | None = typer.Option(None, "--reference", help="Held-out label map (or a folder of them: sample i uses reference i mod n) that places the task's domains and gives its relative targets."),
     parsing: str = typer.Option("l-local", "--parsing", help="How the potential reads the anatomy from the denoised latent: v (conv-decode the full volume), l-local (neural field at the domains' points only), l-coarse (neural field on a small global grid)."),
-    resolution: str | None = typer.Option(None, "--resolution", help="L-parsing grid preset: low (12 points per domain axis / 16³ global grid), med (16 / 24³), high (24 / 32³) [default: low]."),
-    guidance_scale: float | None = typer.Option(None, "--guidance-scale", help="w in D^w = D − w·σ²·∇L (L is O(0.01-1), its gradient per latent element small, hence large w); 0 gives unguided samples from the same noise, with the same reports [default: 10000]."),
+    resolution: str | None = typer.Option(None, "--resolution", help="L-parsing grid preset: low (12 points per domain axis / 16³ global grid), med (16 / 24³), high (24 / 32³). Default: low."),
+    guidance_scale: float | None = typer.Option(None, "--guidance-scale", help="w in D^w = D − w·σ²·∇L (L is O(0.01-1), its gradient per latent element small, hence large w); 0 gives unguided samples from the same noise, with the same reports. Default: 10000."),
     fast_gradient: bool = typer.Option(False, "--fast-gradient", help="Differentiate the potential w.r.t. the denoised latent only (no backward pass through the denoiser): faster, less faithful."),
-    sigma_window: str | None = typer.Option(None, "--sigma-window", help="Noise levels MIN,MAX where guidance is active, e.g. 0.05,10 [default: 0.05,inf: every step above σ = 0.05]."),
+    sigma_window: str | None = typer.Option(None, "--sigma-window", help="Noise levels MIN,MAX where guidance is active, e.g. 0.05,10. Default: 0.05,inf (every step above σ = 0.05)."),
 ) -> None:
     """Draw unconditional label maps from the latent diffusion prior: noise from --seed, EDM ODE sampling in latent
     space, decoding, argmax. Files carry the training data's affine (world mm) and label table. Prints the per-label

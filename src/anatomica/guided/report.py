@@ -135,12 +135,14 @@ def write_mosaic(labels: Sequence[np.ndarray], tasks: Sequence[Task], path: Path
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
 
     from anatomica.data.io import _atomic_write
 
     n = min(len(labels), max_cases)
     fig, axes = plt.subplots(n, 3, figsize=(6.6, 2.2 * n), squeeze=False)
-    cmap = plt.get_cmap("tab10" if num_classes <= 10 else "tab20", num_classes)
+    palette = plt.get_cmap("tab10" if num_classes <= 11 else "tab20").colors
+    cmap = ListedColormap(["white", *[palette[i % len(palette)] for i in range(num_classes - 1)]])  # background white
     outline = plt.get_cmap("Set1")
     masks_of: dict[int, list[np.ndarray]] = {}
     for i in range(n):
@@ -153,13 +155,13 @@ def write_mosaic(labels: Sequence[np.ndarray], tasks: Sequence[Task], path: Path
             ax = axes[i][a]
             ax.imshow(np.take(vol, centre[a], axis=a).T, origin="lower", cmap=cmap, vmin=-0.5, vmax=num_classes - 0.5, interpolation="nearest")
             for k, m in enumerate(masks_of[key]):
-                sl = np.take(m, centre[a], axis=a).astype(float)
+                sl = np.pad(np.take(m, centre[a], axis=a).astype(float), 1)  # padded: a domain filling the slice gets a frame
                 if sl.any():
-                    ax.contour(sl.T, levels=[0.5], colors=[outline(k % 9)], linewidths=1.0, origin="lower")
+                    ax.contour(np.arange(-1, sl.shape[0] - 1), np.arange(-1, sl.shape[1] - 1), sl.T, levels=[0.5],
+                               colors=[outline(k % 9)], linewidths=1.0)
             ax.set_xticks([])
             ax.set_yticks([])
-            if i == 0:
-                ax.set_title(f"axis {a}, slice {centre[a]}", fontsize=8)
+            ax.set_title(f"axis {a}, slice {centre[a]}", fontsize=7)
         axes[i][0].set_ylabel(titles[i] if titles else f"sample {i}", fontsize=8)
     fig.tight_layout()
     _atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
