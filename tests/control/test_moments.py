@@ -13,13 +13,6 @@ from anatomica.metrics.label_stats import world_moments
 SHAPE = (14, 17, 20)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # small tensors: threads only contend on the shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def soft_volume(seed=0, shape=SHAPE) -> torch.Tensor:

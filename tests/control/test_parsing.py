@@ -11,12 +11,6 @@ from anatomica.errors import AnatomicaError
 SHAPE = (9, 11, 13)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def random_probs(B=2, C=4, seed=0) -> torch.Tensor:

@@ -11,12 +11,6 @@ from anatomica.errors import AnatomicaError
 SHAPE = (12, 14, 16)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def make_task(weights=Weights(geometry=2.0, topology=0.5)) -> Task:

@@ -9,12 +9,6 @@ from anatomica.control.topology import betti_from_diagram, squeeze_domain, super
 from anatomica.metrics.betti import betti_numbers
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def gudhi_superlevel(values: np.ndarray) -> list[tuple[int, float, float]]:
