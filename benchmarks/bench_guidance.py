@@ -32,6 +32,7 @@ from anatomica.control.spec import load_task
 from anatomica.data.io import LabelMap, save_label_map
 from anatomica.data.phantoms import heart
 from anatomica.guided.parsers import make_parsing
+from anatomica.guided.report import write_mosaic
 from anatomica.guided.run import GuidanceConfig, guided_batch, resolve_per_reference
 from anatomica.metrics.geometry import betti_accuracy, task_errors
 from anatomica.metrics.nna import one_nna_label_maps
@@ -41,15 +42,24 @@ L_MODES = [("l-local", r) for r in ("low", "med", "high")] + [("l-coarse", r) fo
 PROFILED = (("V", None), ("L-local/low", "low"), ("L-coarse/low", "low"))
 
 
-def references(size: int, n: int, seed: int, out: Path) -> list[tuple[str, LabelMap]]:
-    """Held-out heart phantoms (one seed stream per case, disjoint from the training set's), also saved for reuse."""
-    refs = []
-    for i in range(n):
+def references(size: int, n: int, seed: int, out: Path, keep=None, tag: str = "ref") -> list[tuple[str, LabelMap]]:
+    """Held-out heart phantoms (one seed stream per case, disjoint from the training set's), also saved for reuse;
+    with ``keep``, only cases whose ground-truth flags it accepts."""
+    refs, i = [], 0
+    while len(refs) < n:
         lm, flags = heart.generate(np.random.default_rng([seed, i]), size)
-        path = out / "references" / f"heart_ref_{i:03d}.nii.gz"
+        i += 1
+        if keep is not None and not keep(flags):
+            continue
+        path = out / "references" / f"heart_{tag}_{len(refs):03d}.nii.gz"
         save_label_map(lm, path, overwrite=True)
         refs.append((path.name, lm))
     return refs
+
+
+# Real sets that already meet a task's target: FMD / 1-NNA against them ask "does the guided sample look like a
+# real case with that property?", where FMD against all held-out cases also counts the (wanted) shift as a loss.
+TARGET_SETS = {"atrial-separation": ("separated", lambda flags: not flags["atria_touching"])}
 
 
 def run_config(bundle, tasks, n: int, seed: int, config: GuidanceConfig) -> dict:
@@ -66,7 +76,18 @@ def run_config(bundle, tasks, n: int, seed: int, config: GuidanceConfig) -> dict
     return {"rows": rows, "seconds_per_sample": float(np.mean([row["seconds"] for row in rows]))}
 
 
-def summarize(name: str, out: dict, refs, values) -> dict:
+def set_distances(refs, labels, values) -> tuple[float, float | None]:
+    """(1-NNA, FMD) of generated label maps against a real set, on the task's labels."""
+    nna = one_nna_label_maps([lm.array for _, lm in refs], labels, values, refs[0][1].affine, n_points=1024)
+    try:
+        from anatomica.metrics.fmd import fmd
+    except ImportError:
+        return nna, None
+    table = {n: v for n, v in refs[0][1].labels.items() if v in values}
+    return nna, fmd([lm.array for _, lm in refs], labels, table, refs[0][1].spacing)
+
+
+def summarize(name: str, out: dict, refs, values, target_refs=None, prior=(2, 0, 0)) -> dict:
     rows = out["rows"]
     domain = next(iter(rows[0]["errors"]))
     errs = [row["errors"][domain] for row in rows]
@@ -76,17 +97,12 @@ def summarize(name: str, out: dict, refs, values) -> dict:
             s[f"{m}_l1"] = float(np.mean([e[m] for e in errs]))
             s[f"{m}_l1_sd"] = float(np.std([e[m] for e in errs]))
     if "betti" in errs[0]:
-        s["betti_accuracy"] = betti_accuracy([e["betti"] for e in errs], [2, 0, 0])
-        s["b0_counts"] = np.bincount([e["betti"][0] for e in errs], minlength=4).tolist()
+        s["betti_accuracy"] = betti_accuracy([e["betti"] for e in errs], list(prior))
+        s["b0_counts"] = np.bincount([min(e["betti"][0], 4) for e in errs], minlength=5).tolist()  # 0, 1, 2, 3, >= 4
     labels = [r["labels"] for r in rows]
-    s["one_nna"] = one_nna_label_maps([lm.array for _, lm in refs], labels, values, refs[0][1].affine, n_points=1024)
-    try:
-        from anatomica.metrics.fmd import fmd
-
-        table = {n: v for n, v in refs[0][1].labels.items() if v in values}
-        s["fmd"] = fmd([lm.array for _, lm in refs], labels, table, refs[0][1].spacing)
-    except ImportError:
-        s["fmd"] = None
+    s["one_nna"], s["fmd"] = set_distances(refs, labels, values)
+    if target_refs is not None:
+        s["one_nna_target"], s["fmd_target"] = set_distances(target_refs, labels, values)
     return s
 
 
@@ -140,6 +156,68 @@ def agreement(bundle, task, n: int, seed: int) -> dict:
     return {"mass_v": mv.tolist(), "mass_l_low": ml.tolist(), "abs_diff_low": float((mv - ml).abs().mean()), "abs_diff_high": float((mv - mh).abs().mean())}
 
 
+def projection_figure(rows: dict[str, list[np.ndarray]], values: list[int], path: Path, cols: int = 6) -> None:
+    """PNG, one row per configuration and one column per sample: the task's labels projected along the last axis
+    (the other anatomy in grey), so a grown ventricle or two separated atria show at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    cmap = ListedColormap(["white", "0.82", *plt.get_cmap("tab10").colors[: len(values)]])
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.6 * cols + 1.2, 1.7 * len(rows)), squeeze=False)
+    for r, (name, labels) in enumerate(rows.items()):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.set_xticks([]), ax.set_yticks([])
+            if c >= len(labels):
+                continue
+            vol = labels[c]
+            img = (vol > 0).any(2).astype(int)  # grey: any foreground along the ray
+            for k, v in enumerate(values):  # task labels on top, nearest to the viewer last
+                img = np.where((vol == v).any(2), k + 2, img)
+            ax.imshow(img.T, origin="lower", cmap=cmap, vmin=-0.5, vmax=len(values) + 1.5, interpolation="nearest")
+            if c == 0:
+                ax.set_ylabel(name, fontsize=8)
+            if r == 0:
+                ax.set_title(f"sample {c}", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+FIGURE_ROWS = ("unguided (field)", "V", "L-local/low", "L-coarse/low")
+
+
+def sweep_configs(scales: str, modes: str, steps: int) -> list[tuple[str, GuidanceConfig]]:
+    """Unguided (both decoders), then every mode of ``modes`` at every w of ``scales`` (see ``--sweep-modes``)."""
+    configs = [("unguided (field)", GuidanceConfig(parsing="l-local", steps=steps, scale=0.0)),
+               ("unguided (conv)", GuidanceConfig(parsing="v", steps=steps, scale=0.0))]
+    for w in (float(x) for x in scales.split(",")):
+        for mode in modes.split(","):
+            text, _, smax = mode.partition("@")
+            text, fast = text.removesuffix("+fast"), text.endswith("+fast")
+            parsing, _, res = text.partition("/")
+            cfg = GuidanceConfig(parsing=parsing, resolution=res or None, scale=w, fast=fast, steps=steps,
+                                 sigma_max=float(smax) if smax else float("inf")).check()
+            configs.append((f"{mode} w={w:g}", cfg))
+    return configs
+
+
+def sweep_table(rows: list[dict], topo: bool) -> str:
+    if topo:
+        head = "| config | B0 acc. | B0 counts (0/1/2/3/≥4) | 1-NNA | FMD | s/sample |\n|---|---|---|---|---|---|"
+        body = [f"| {r['config']} | {100 * r['betti_accuracy'][0]:.1f} % | {'/'.join(map(str, r['b0_counts']))} | {r['one_nna']:.3f} | "
+                f"{fmt(r['fmd'])} | {r['seconds_per_sample']:.2f} |" for r in rows]
+    else:
+        head = "| config | mass L1 ×1e5 | centroid L1 ×1e4 | cov. L1 ×1e5 | 1-NNA | FMD | s/sample |\n|---|---|---|---|---|---|---|"
+        body = [f"| {r['config']} | {fmt(r['mass_l1'], 1e5, 0)} | {fmt(r['centroid_l1'], 1e4, 0)} | {fmt(r['covariance_l1'], 1e5, 0)} | "
+                f"{r['one_nna']:.3f} | {fmt(r['fmd'])} | {r['seconds_per_sample']:.2f} |" for r in rows]
+    return "\n".join([head, *body])
+
+
 def fmt(x, scale=1.0, digits=2):
     return "—" if x is None else f"{x * scale:.{digits}f}"
 
@@ -154,11 +232,15 @@ def main(argv=None) -> int:
     ap.add_argument("--refs", type=int, default=4, help="held-out references giving the targets (sample i uses reference i mod refs); "
                     "--n / refs samples share one batch (batch 1 hits PyTorch's slow single-sample conv3d path on CPU)")
     ap.add_argument("--ref-seed", type=int, default=424242)
-    ap.add_argument("--scale-geometry", type=float, default=None, help="guidance scale for right-ventricle (default: the CLI's)")
-    ap.add_argument("--scale-topology", type=float, default=None, help="guidance scale for atrial-separation (default: the CLI's)")
+    ap.add_argument("--scale-geometry", type=float, default=None, help="guidance scale for geometric tasks (default: the task's, as in the CLI)")
+    ap.add_argument("--scale-topology", type=float, default=None, help="guidance scale for topological tasks (default: the task's, as in the CLI)")
     ap.add_argument("--tasks", default="right-ventricle,atrial-separation")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--profile-only", action="store_true", help="only profile one guided call per parsing mode and task")
+    ap.add_argument("--mosaics", action="store_true", help="also write OUT/mosaics/TASK__CONFIG.png (first 4 samples, domains outlined)")
+    ap.add_argument("--sweep", default=None, help="comma-separated guidance scales: run only --sweep-modes at each (plus unguided) and print one table")
+    ap.add_argument("--sweep-modes", default="v,l-local/low", help="with --sweep: comma-separated v | l-local/RES | l-coarse/RES, '+fast' for the fast gradient, "
+                    "'@SMAX' to guide only for σ <= SMAX (e.g. l-local/low+fast@5)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -178,22 +260,44 @@ def main(argv=None) -> int:
                 print(f"[{task_name}] {m}: " + json.dumps(prof), flush=True)
             continue
         values = sorted({bundle.labels[n] for d in spec.domains for n in d.labels})
+        target_refs = None
+        if task_name in TARGET_SETS:
+            tag, keep = TARGET_SETS[task_name]
+            target_refs = references(bundle.shape[0], args.n, args.ref_seed + 1, args.out, keep=keep, tag=tag)
         topo = spec.weights.topology > 0
+        prior = next((d.targets.betti for d in spec.domains if d.targets.betti is not None), (0, 0, 0))
         scale = args.scale_topology if topo else args.scale_geometry
-        base = GuidanceConfig(steps=args.steps) if scale is None else GuidanceConfig(steps=args.steps, scale=scale)
+        base = GuidanceConfig(steps=args.steps, scale=scale).for_task(spec)
+        if args.sweep:
+            configs = sweep_configs(args.sweep, args.sweep_modes, args.steps)
+            rows = []
+            for name, cfg in configs:
+                s = summarize(name, run_config(bundle, tasks, args.n, args.seed, cfg), held_out[: args.n], values, target_refs, prior)
+                rows.append(s)
+                print(f"[{task_name}] " + json.dumps(s), flush=True)
+            print(f"\n### {task_name}: guidance-scale sweep (n = {args.n}, {args.steps} Heun steps)\n\n" + sweep_table(rows, topo), flush=True)
+            continue
         configs = [("unguided (field)", GuidanceConfig(parsing="l-local", steps=args.steps, scale=0.0)),
                    ("unguided (conv)", GuidanceConfig(parsing="v", steps=args.steps, scale=0.0)),
                    ("V", GuidanceConfig(**{**base.__dict__, "parsing": "v"}))]
         configs += [(f"L-{m.split('-')[1]}/{r}", GuidanceConfig(**{**base.__dict__, "parsing": m, "resolution": r})) for m, r in L_MODES]
         configs += [("V fast", GuidanceConfig(**{**base.__dict__, "parsing": "v", "fast": True})),
                     ("L-local/low fast", GuidanceConfig(**{**base.__dict__, "parsing": "l-local", "resolution": "low", "fast": True}))]
-        rows = []
+        rows, figure = [], {}
         for name, cfg in configs:
             t0 = time.perf_counter()
-            s = summarize(name, run_config(bundle, tasks, args.n, args.seed, cfg), held_out[: args.n], values)
+            out = run_config(bundle, tasks, args.n, args.seed, cfg)
+            s = summarize(name, out, held_out[: args.n], values, target_refs, prior)
             s["guidance"] = cfg.to_dict()
             rows.append(s)
+            if name in FIGURE_ROWS:
+                figure[name] = [r["labels"] for r in out["rows"][:6]]
+            if args.mosaics:
+                slug = name.replace(" ", "_").replace("/", "-").replace("(", "").replace(")", "")
+                write_mosaic([r["labels"] for r in out["rows"][:4]], tasks * 4, args.out / "mosaics" / f"{task_name}__{slug}.png", bundle.num_classes,
+                             titles=[f"{name}, sample {i}" for i in range(4)], max_cases=4)
             print(f"[{task_name}] {name}: {json.dumps({k: v for k, v in s.items() if k != 'guidance'})} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        projection_figure(figure, values, args.out / f"{task_name}_projections.png")
         entry = {"rows": rows, "profile": {m: profile_step(bundle, tasks[0], m.split("/")[0].lower(), r, batch=batch) for m, r in PROFILED}}
         if not topo:
             entry["agreement"] = agreement(bundle, tasks[0], min(args.n, 8), args.seed)
@@ -202,12 +306,15 @@ def main(argv=None) -> int:
         lines.append(f"\n### {task_name} (n = {args.n}, {args.steps} Heun steps, w = {rows[2]['guidance']['guidance_scale']:g}, "
                      f"σ window [{rows[2]['guidance']['sigma_min']:g}, {rows[2]['guidance']['sigma_max'] or float('inf'):g}]; labels decoded by the parsing's decoder: conv for V, field for L)\n")
         if topo:
-            lines.append("| config | B0 acc. | B1 acc. | B2 acc. | B0 counts (0/1/2/3) | 1-NNA | FMD | s/sample | speed vs V |")
-            lines.append("|---|---|---|---|---|---|---|---|---|")
+            tag = TARGET_SETS[task_name][0] if task_name in TARGET_SETS else None
+            extra = f" 1-NNA vs {tag} | FMD vs {tag} |" if tag else ""
+            lines.append(f"| config | B0 acc. | B1 acc. | B2 acc. | B0 counts (0/1/2/3/≥4) | 1-NNA | FMD |{extra} s/sample | speed vs V |")
+            lines.append("|---|---|---|---|---|---|---|" + ("---|---|" if tag else "") + "---|---|")
             for r in rows:
                 a = r["betti_accuracy"]
+                cond = f" {r['one_nna_target']:.3f} | {fmt(r['fmd_target'])} |" if tag else ""
                 lines.append(f"| {r['config']} | {100 * a[0]:.1f} % | {100 * a[1]:.1f} % | {100 * a[2]:.1f} % | {'/'.join(map(str, r['b0_counts']))} | "
-                             f"{r['one_nna']:.3f} | {fmt(r['fmd'])} | {r['seconds_per_sample']:.2f} | {v_time / r['seconds_per_sample']:.2f}× |")
+                             f"{r['one_nna']:.3f} | {fmt(r['fmd'])} |{cond} {r['seconds_per_sample']:.2f} | {v_time / r['seconds_per_sample']:.2f}× |")
         else:
             lines.append("| config | mass L1 ×1e5 | centroid L1 ×1e4 | cov. L1 ×1e5 | 1-NNA | FMD | s/sample | speed vs V |")
             lines.append("|---|---|---|---|---|---|---|---|")
@@ -220,7 +327,7 @@ def main(argv=None) -> int:
         if "agreement" in entry:
             ag = entry["agreement"]
             lines.append(f"\nV vs L-local mass fraction on the same unguided latents: mean |Δ| {ag['abs_diff_low']:.4f} (low), {ag['abs_diff_high']:.4f} (high)")
-    if args.profile_only:
+    if args.profile_only or args.sweep:
         return 0
     (args.out / "results.json").write_text(json.dumps(report, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
     (args.out / "results.md").write_text("\n".join(lines) + "\n")

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from anatomica.control.spec import load_task, resolve_task
+from anatomica.control.spec import load_task, parse_task, resolve_task
 from anatomica.data.io import list_label_files, load_label_map
 from anatomica.errors import AnatomicaError
-from anatomica.guided.run import GuidanceConfig, guided_batch, parse_sigma_window, schedule
+from anatomica.guided.run import DEFAULT_SCALE, GuidanceConfig, guided_batch, parse_sigma_window, schedule
 from anatomica.train import load_model
 
 SAMPLES = [0, 1, 2, 3]
@@ -82,6 +82,17 @@ def test_bad_guidance_options():
     for bad in ("1", "a,b", "3,1", "-1,2"):
         with pytest.raises(AnatomicaError, match="--sigma-window"):
             parse_sigma_window(bad)
+
+
+def test_an_open_scale_is_filled_from_the_task_and_required_by_the_sampler(setup):
+    bundle, tasks = setup
+    plain = parse_task("name: t\ndomains:\n  - name: a\n    labels: [left]\n")
+    tuned = parse_task("name: t\ndomains:\n  - name: a\n    labels: [left]\nguidance: {scale: 25}\n")
+    assert GuidanceConfig().for_task(plain).scale == DEFAULT_SCALE
+    assert GuidanceConfig().for_task(tuned).scale == 25.0
+    assert GuidanceConfig(scale=0.0).for_task(tuned).scale == 0.0
+    with pytest.raises(ValueError, match="for_task"):
+        guided_batch(bundle, tasks["geometric"], [0], 0, GuidanceConfig(steps=2))
 
 
 def test_schedule_pairs_sample_i_with_reference_i_mod_n():

@@ -32,7 +32,10 @@ def test_guided_sample_writes_samples_reports_and_mosaic(guided_run, capsys):
     assert [r["reference"].endswith(name) for r, name in zip(reports, ["toy_000.nii.gz", "toy_001.nii.gz", "toy_000.nii.gz"])] == [True] * 3
     rep = reports[0]
     assert rep["guidance"]["parsing"] == "l-local" and rep["guidance"]["resolution"] == "med" and rep["guidance"]["guidance_scale"] == 50
-    assert len(rep["potential"]["calls"]) == 2 * 4 - 1 and rep["potential"]["final"] == pytest.approx(rep["potential"]["calls"][-1]["potential"], abs=1.0)
+    calls = rep["potential"]["calls"]
+    assert len(calls) == 2 * 4 - 1 and [c["guided"] for c in calls] == [c["sigma"] >= 0.05 for c in calls]
+    # the last Heun step is Euler to σ = 0, which lands on ẑ0 of the last (unguided) call
+    assert rep["potential"]["final"] == pytest.approx(calls[-1]["potential"], rel=1e-4)
     dom = rep["domains"][0]
     assert dom["name"] == "left_box" and dom["mass_unit"] == "mL"
     assert set(dom["errors"]) == {"mass", "centroid", "covariance"}
@@ -61,8 +64,21 @@ def test_topological_task_reports_betti_numbers(tiny_model, tmp_path, capsys):
     assert code == 0, err
     rep = json.loads((out / "reports" / "sample_001.json").read_text())
     assert rep["reference"] is None
+    assert rep["guidance"]["guidance_scale"] == 1e4  # a task without its own default gets the CLI's
     assert rep["domains"][0]["target"]["betti"] == [2, 0, 0] and len(rep["domains"][0]["measured"]["betti"]) == 3
     assert len(json.loads((out / "summary.json").read_text())["domains"]["both"]["betti_accuracy"]) == 3
+
+
+def test_the_task_default_guidance_scale_applies_unless_the_option_is_given(tiny_model, tmp_path, capsys):
+    task = tmp_path / "with_default.yaml"
+    task.write_text(tiny_model["topological"].read_text() + "guidance: {scale: 7}\n")
+    for extra, expected in (([], 7.0), (["--guidance-scale", 3], 3.0), (["--guidance-scale", 0], 0.0)):
+        out = tmp_path / f"run_{expected:g}"
+        code, _, err = run_cli(["sample", "--model", tiny_model["ldm"], "--task", task, "--n", 1, "--steps", 2, "--out", out, *extra], capsys)
+        assert code == 0, err
+        rep = json.loads((out / "reports" / "sample_000.json").read_text())
+        assert rep["guidance"]["guidance_scale"] == expected
+        assert any(c["guided"] for c in rep["potential"]["calls"]) == (expected > 0)
 
 
 def test_every_bad_task_or_option_is_one_clear_line(tiny_model, tmp_path, capsys):
@@ -76,6 +92,8 @@ def test_every_bad_task_or_option_is_one_clear_line(tiny_model, tmp_path, capsys
     unknown_label.write_text("name: x\ndomains:\n  - name: a\n    labels: [liver]\n")
     relative = tmp_path / "relative.yaml"
     relative.write_text("name: x\ndomains:\n  - name: a\n    labels: [left]\n    placement: {kind: global}\n    targets: {mass: {scale: 1.2}}\n")
+    bad_default = tmp_path / "bad_default.yaml"
+    bad_default.write_text("name: x\ndomains:\n  - name: a\n    labels: [left]\nguidance: {scale: -5}\n")
     empty = tmp_path / "empty"
     empty.mkdir()
     base = ["sample", "--model", ldm, "--n", 1, "--steps", 2, "--out", tmp_path / "out"]
@@ -83,6 +101,7 @@ def test_every_bad_task_or_option_is_one_clear_line(tiny_model, tmp_path, capsys
         (["--task", "no-such-task"], "no such task file (packaged tasks: aortic-trunk"),
         (["--task", bad_yaml], "domains[0].targets.mass.scale: Input should be greater than 0"),
         (["--task", unknown_label], "unknown label 'liver'"),
+        (["--task", bad_default], "guidance.scale: Input should be greater than or equal to 0"),
         (["--task", geo], "is computed from a reference segmentation; give one (--reference)"),
         (["--task", relative], "a relative target (mass scale, centroid {}/offset_mm or covariance {}) needs a reference"),
         (["--task", geo, "--reference", tmp_path / "missing.nii.gz"], "no such reference file or folder"),

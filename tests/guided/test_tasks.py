@@ -82,3 +82,8 @@ def test_atrial_separation_counts_components_like_the_phantom_flags():
         assert b0 == (1 if flags["atria_touching"] else 2)
         seen.add(flags["atria_touching"])
     assert seen == {True, False}
+    # global: it needs no reference, and a stray atrial fragment anywhere is a third component
+    task = resolve_task(spec, None, case.labels, case.array.shape, case.affine)
+    stray = case.array.copy()
+    stray[0, 0, 0] = case.labels["heart_atrium_left"]
+    assert task_errors(task, stray)["atria"]["betti"][0] == b0 + 1

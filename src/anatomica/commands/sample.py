@@ -93,7 +93,7 @@ def sample(
     reference: Path | None = typer.Option(None, "--reference", help="Held-out label map (or a folder of them: sample i uses reference i mod n) that places the task's domains and gives its relative targets."),
     parsing: str = typer.Option("l-local", "--parsing", help="How the potential reads the anatomy from the denoised latent: v (conv-decode the full volume), l-local (neural field at the domains' points only), l-coarse (neural field on a small global grid)."),
     resolution: str | None = typer.Option(None, "--resolution", help="L-parsing grid preset: low (12 points per domain axis / 16³ global grid), med (16 / 24³), high (24 / 32³). Default: low."),
-    guidance_scale: float | None = typer.Option(None, "--guidance-scale", help="w in D^w = D − w·σ²·∇L (L is O(0.01-1), its gradient per latent element small, hence large w); 0 gives unguided samples from the same noise, with the same reports. Default: 10000."),
+    guidance_scale: float | None = typer.Option(None, "--guidance-scale", help="w in D^w = D − w·σ²·∇L (L is O(0.01-1), its gradient per latent element small, hence large w); 0 gives unguided samples from the same noise, with the same reports. Default: the task's guidance.scale (packaged topological tasks: 100), else 10000."),
     fast_gradient: bool = typer.Option(False, "--fast-gradient", help="Differentiate the potential w.r.t. the denoised latent only (no backward pass through the denoiser): faster, less faithful."),
     sigma_window: str | None = typer.Option(None, "--sigma-window", help="Noise levels MIN,MAX where guidance is active, e.g. 0.05,10. Default: 0.05,inf (every step above σ = 0.05)."),
 ) -> None:

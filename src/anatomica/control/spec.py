@@ -196,11 +196,19 @@ class WeightsSpec(_Model):
     covariance: float = Field(1.0, ge=0)
 
 
+class GuidanceSpec(_Model):
+    """The task's default guidance strength for a sampler that is given none (``anatomica sample --guidance-scale``):
+    topological potentials need a far smaller w than geometric ones (docs/results.md)."""
+
+    scale: float = Field(ge=0, allow_inf_nan=False)
+
+
 class TaskSpec(_Model):
     name: str
     description: str = ""
     domains: list[DomainSpec] = Field(min_length=1)
     weights: WeightsSpec = Field(default_factory=WeightsSpec)
+    guidance: GuidanceSpec | None = None
     temperature: float = Field(1.0, gt=0)
     mass_threshold: float = Field(1e-3, ge=0, lt=1)
 

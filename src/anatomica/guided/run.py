@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,7 @@ class GuidanceConfig:
 
     parsing: str = "l-local"
     resolution: str | None = None  # L-parsing preset, default 'low'; None for V-parsing
-    scale: float = DEFAULT_SCALE
+    scale: float | None = None  # w; None = the task's ``guidance.scale``, else DEFAULT_SCALE (see ``for_task``)
     fast: bool = False  # ∇ w.r.t. ẑ0 only (no denoiser Jacobian)
     sigma_min: float = DEFAULT_SIGMA_MIN
     sigma_max: float = DEFAULT_SIGMA_MAX
@@ -55,7 +55,7 @@ class GuidanceConfig:
             raise AnatomicaError("--resolution applies to L-parsing only (V-parsing decodes the full volume at the model's resolution)")
         if self.resolution is not None and self.resolution not in PRESETS:
             raise AnatomicaError(f"--resolution must be one of {', '.join(PRESETS)}, got {self.resolution!r}")
-        if not np.isfinite(self.scale) or self.scale < 0:
+        if self.scale is not None and (not np.isfinite(self.scale) or self.scale < 0):
             raise AnatomicaError(f"--guidance-scale must be a finite number >= 0, got {self.scale}")
         if not 0 <= self.sigma_min <= self.sigma_max:
             raise AnatomicaError(f"the guidance σ window needs 0 <= sigma-min <= sigma-max, got [{self.sigma_min}, {self.sigma_max}]")
@@ -66,6 +66,12 @@ class GuidanceConfig:
         if self.decoder not in (None, "conv", "field"):
             raise AnatomicaError(f"--decoder must be 'conv' or 'field', got {self.decoder!r}")
         return self
+
+    def for_task(self, spec: TaskSpec) -> GuidanceConfig:
+        """This config with w filled in where it was left open: the task's default, else DEFAULT_SCALE."""
+        if self.scale is not None:
+            return self
+        return replace(self, scale=spec.guidance.scale if spec.guidance is not None else DEFAULT_SCALE)
 
     @property
     def output_decoder(self) -> str:
@@ -123,6 +129,8 @@ class TracedDenoiser:
 def guided_batch(bundle, task: Task, indices: Sequence[int], seed: int, config: GuidanceConfig, record_unguided: bool = True,
                  on_step: Callable[[], None] | None = None) -> list[SampleResult]:
     """Sample ``indices`` (noise of (seed, i) each) with the guided denoiser for one resolved ``task``."""
+    if config.scale is None:
+        raise ValueError("guided_batch needs a guidance scale: resolve the config with config.for_task(spec)")
     parsing: Parsing = make_parsing(bundle, task, config.parsing, config.resolution_name)
     potential = lambda z: parsing.potential(z)[0]  # noqa: E731
     trace = GuidanceTrace()
@@ -221,6 +229,7 @@ def run_guided(
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise AnatomicaError(f"{out}: exists and is not empty (pass --overwrite to replace its samples)")
     spec = load_task(task)
+    config = config.for_task(spec)
     ref_paths = reference_files(reference)
     bundle = load_model(model)
     refs = [(p.name, load_label_map(p)) for p in ref_paths]
@@ -276,7 +285,7 @@ def guided_command(model: Path, task: str, reference: Path | None, parsing: str,
     from anatomica.guided.report import summary_table
 
     lo, hi = parse_sigma_window(sigma_window)
-    config = GuidanceConfig(parsing=parsing, resolution=resolution, scale=DEFAULT_SCALE if scale is None else scale, fast=fast,
+    config = GuidanceConfig(parsing=parsing, resolution=resolution, scale=scale, fast=fast,
                             sigma_min=lo, sigma_max=hi, steps=steps, sampler=sampler, decoder=decoder).check()
     if threads is not None:
         if threads < 1:

@@ -1,0 +1,74 @@
+"""Where the time of one guided call goes as the volume grows: V-parsing against L-parsing at 32³ … 96³.
+
+The packaged heart model is 32³ (latent 4×8³), where the conv decoder is cheap and the denoiser's own forward
+and backward pass bound how much L-parsing can save. This benchmark builds the *same architectures* (the
+packaged autoencoder and UNet configs) for larger label maps, latent = size / 4, with random weights (timing
+does not depend on training), resolves the right-ventricle task on a heart phantom of that size and times one
+guided call (full gradient through the denoiser, σ = 2) per parsing mode: seconds per sample, a batch of 2.
+
+    .venv/bin/python benchmarks/bench_parsing_scale.py --sizes 32,64,96 --threads 1
+
+Prints a markdown table; docs/results.md holds the latest numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+import torch
+
+from anatomica.control.spec import load_task, resolve_task
+from anatomica.data.phantoms import heart
+from anatomica.diffusion.edm import EDMPrecond
+from anatomica.nn.autoencoder import Autoencoder, AutoencoderConfig
+from anatomica.nn.unet import DenoiserUNet, UNetConfig
+from anatomica.pretrained import pretrained_path
+from anatomica.training.bundle import ModelBundle
+from bench_guidance import profile_step
+
+MODES = (("V", "v", None), ("L-local/low", "l-local", "low"), ("L-local/high", "l-local", "high"), ("L-coarse/low", "l-coarse", "low"))
+
+
+def random_bundle(size: int, seed: int = 0) -> tuple[ModelBundle, object]:
+    """The packaged model's architectures for size³ label maps, random weights; and a heart phantom reference."""
+    config = json.loads((pretrained_path("heart32") / "config.json").read_text())
+    torch.manual_seed(seed)
+    ae = Autoencoder(AutoencoderConfig.from_dict(config["autoencoder"]["config"]["model"])).eval().requires_grad_(False)
+    denoiser = EDMPrecond(DenoiserUNet(UNetConfig.from_dict(config["model"]["unet"])), sigma_data=1.0).eval().requires_grad_(False)
+    ref, _ = heart.generate(np.random.default_rng([seed, size]), size)
+    latent = ae.latent_shape((size,) * 3)
+    bundle = ModelBundle(autoencoder=ae, denoiser=denoiser, latent_shape=tuple(latent), latent_scale=1.0,
+                         latent_shift=torch.zeros(latent[0]), labels=config["data"]["labels"], affine=ref.affine,
+                         shape=(size,) * 3, sigma_min=0.002, sigma_max=80.0, rho=7.0, config=config)
+    return bundle, ref
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="32,64,96", help="label-map sizes (multiples of 4)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    spec = load_task("right-ventricle")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), one guided call (full gradient), batch {args.batch}, "
+          f"median of {args.repeats}; seconds per sample\n")
+    print("| label map | latent | denoiser fwd + bwd | " + " | ".join(m for m, _, _ in MODES) + " | V / L-local/low | V parsing share |")
+    print("|---|---|---|" + "---|" * len(MODES) + "---|---|")
+    for size in (int(s) for s in args.sizes.split(",")):
+        bundle, ref = random_bundle(size)
+        task = resolve_task(spec, ref, bundle.labels, bundle.shape, bundle.affine)
+        prof = {m: profile_step(bundle, task, mode, res, batch=args.batch, repeats=args.repeats) for m, mode, res in MODES}
+        den = prof["V"]["denoiser_forward"] + prof["V"]["denoiser_backward_alone"]
+        v, l_low = prof["V"]["total"], prof["L-local/low"]["total"]
+        print(f"| {size}³ | {'×'.join(map(str, bundle.latent_shape[1:]))} | {den:.3f} | " + " | ".join(f"{prof[m]['total']:.3f}" for m, _, _ in MODES)
+              + f" | {v / l_low:.1f}× | {100 * prof['V']['parsing_share'] / v:.0f} % |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
