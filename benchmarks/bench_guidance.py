@@ -7,14 +7,18 @@ paired with held-out reference i mod R (R = ``--refs``; the n / R samples of one
 - atrial-separation (topological): Betti accuracy of the atria's union (B0 = 2 is the goal);
 
 with, for both, FMD (``metrics.fmd``) and 1-NNA (``metrics.nna``) of the task's labels against n held-out
-phantoms, and seconds per sample. Then one guided call (full gradient) is profiled per parsing mode: denoiser
-forward, parsing, potential, backward, the denoiser's own backward, and torch.profiler's top operators.
+phantoms (for atrial separation also against held-out phantoms whose atria are separate), the FMD features
+that moved most, and seconds per sample. Then one guided call (full gradient) is profiled per parsing mode:
+denoiser forward, parsing, potential, backward, the denoiser's own backward, and torch.profiler's top operators.
+A projection figure (the task's labels of six samples, unguided / V / L-local / L-coarse) goes to OUT.
 
-    .venv/bin/python benchmarks/bench_guidance.py --model runs/heart32/ldm --n 16 --refs 4 --steps 20 --out runs/bench_guidance
-    .venv/bin/python benchmarks/bench_guidance.py --model runs/heart32/ldm --profile-only
+    .venv/bin/python benchmarks/bench_guidance.py --tasks right-ventricle --n 16 --refs 4 --steps 20 --out runs/bench_final/right-ventricle
+    .venv/bin/python benchmarks/bench_guidance.py --tasks atrial-separation --sweep 30,100,300 --sweep-modes v,l-coarse/low
+    .venv/bin/python benchmarks/bench_guidance.py --profile-only
 
-Held-out references are heart phantoms drawn from a seed stream the training set did not use (``--ref-seed``).
-Writes ``results.json`` and ``results.md`` into ``--out``; docs/results.md holds the latest numbers.
+The model defaults to the packaged heart32 (``--model RUN`` for your own). Held-out references are heart
+phantoms drawn from a seed stream the training set did not use (``--ref-seed``). Writes ``results.json`` and
+``results.md`` into ``--out``; docs/results.md holds the latest numbers and the commands behind them.
 """
 
 from __future__ import annotations
@@ -59,7 +63,8 @@ def references(size: int, n: int, seed: int, out: Path, keep=None, tag: str = "r
 
 # Real sets that already meet a task's target: FMD / 1-NNA against them ask "does the guided sample look like a
 # real case with that property?", where FMD against all held-out cases also counts the (wanted) shift as a loss.
-TARGET_SETS = {"atrial-separation": ("separated", lambda flags: not flags["atria_touching"])}
+_SEPARATED = ("separated", lambda flags: not flags["atria_touching"])
+TARGET_SETS = {"atrial-separation": _SEPARATED, "atrial-separation-volumes": _SEPARATED}
 
 
 def run_config(bundle, tasks, n: int, seed: int, config: GuidanceConfig) -> dict:
@@ -74,6 +79,19 @@ def run_config(bundle, tasks, n: int, seed: int, config: GuidanceConfig) -> dict
         r, k = results[i]
         rows.append({"index": i, "seconds": r.seconds, "final_potential": r.final_potential, "errors": task_errors(tasks[k], r.labels), "labels": r.labels})
     return {"rows": rows, "seconds_per_sample": float(np.mean([row["seconds"] for row in rows]))}
+
+
+def feature_shifts(refs, labels, values, top: int = 3) -> list[tuple[str, float]]:
+    """The FMD features whose generated mean moved most, in standard deviations of the real set."""
+    from anatomica.metrics.fmd import feature_matrix, feature_names
+
+    table = {n: v for n, v in refs[0][1].labels.items() if v in values}
+    real = feature_matrix([lm.array for _, lm in refs], table, refs[0][1].spacing)
+    gen = feature_matrix(labels, table, refs[0][1].spacing)
+    z = (gen.mean(0) - real.mean(0)) / np.where(real.std(0) > 1e-12, real.std(0), 1.0)
+    order = np.argsort(-np.abs(z))[:top]
+    names = feature_names(table, np.ndim(labels[0]))
+    return [(names[i], round(float(z[i]), 2)) for i in order]
 
 
 def set_distances(refs, labels, values) -> tuple[float, float | None]:
@@ -101,6 +119,7 @@ def summarize(name: str, out: dict, refs, values, target_refs=None, prior=(2, 0,
         s["b0_counts"] = np.bincount([min(e["betti"][0], 4) for e in errs], minlength=5).tolist()  # 0, 1, 2, 3, >= 4
     labels = [r["labels"] for r in rows]
     s["one_nna"], s["fmd"] = set_distances(refs, labels, values)
+    s["fmd_shifts"] = feature_shifts(refs, labels, values)
     if target_refs is not None:
         s["one_nna_target"], s["fmd_target"] = set_distances(target_refs, labels, values)
     return s
@@ -224,7 +243,7 @@ def fmt(x, scale=1.0, digits=2):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", type=Path, default=Path("runs/heart32/ldm"))
+    ap.add_argument("--model", type=Path, default=None, help="a trained run (default: the packaged heart32 model)")
     ap.add_argument("--out", type=Path, default=Path("runs/bench_guidance"))
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--steps", type=int, default=20)
@@ -244,6 +263,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.model is None:
+        from anatomica.pretrained import pretrained_path
+
+        args.model = pretrained_path("heart32")
     bundle = load_model(args.model)
     held_out = references(bundle.shape[0], max(args.n, args.refs), args.ref_seed, args.out)  # FMD / 1-NNA real set, size n
     refs = held_out[: args.refs]
@@ -257,12 +280,12 @@ def main(argv=None) -> int:
         if args.profile_only:
             for m, r in PROFILED:
                 prof = profile_step(bundle, tasks[0], m.split("/")[0].lower(), r, batch=batch)
-                print(f"[{task_name}] {m}: " + json.dumps(prof), flush=True)
+                print(f"[{spec.name}] {m}: " + json.dumps(prof), flush=True)
             continue
         values = sorted({bundle.labels[n] for d in spec.domains for n in d.labels})
         target_refs = None
-        if task_name in TARGET_SETS:
-            tag, keep = TARGET_SETS[task_name]
+        if spec.name in TARGET_SETS:
+            tag, keep = TARGET_SETS[spec.name]
             target_refs = references(bundle.shape[0], args.n, args.ref_seed + 1, args.out, keep=keep, tag=tag)
         topo = spec.weights.topology > 0
         prior = next((d.targets.betti for d in spec.domains if d.targets.betti is not None), (0, 0, 0))
@@ -274,8 +297,8 @@ def main(argv=None) -> int:
             for name, cfg in configs:
                 s = summarize(name, run_config(bundle, tasks, args.n, args.seed, cfg), held_out[: args.n], values, target_refs, prior)
                 rows.append(s)
-                print(f"[{task_name}] " + json.dumps(s), flush=True)
-            print(f"\n### {task_name}: guidance-scale sweep (n = {args.n}, {args.steps} Heun steps)\n\n" + sweep_table(rows, topo), flush=True)
+                print(f"[{spec.name}] " + json.dumps(s), flush=True)
+            print(f"\n### {spec.name}: guidance-scale sweep (n = {args.n}, {args.steps} Heun steps)\n\n" + sweep_table(rows, topo), flush=True)
             continue
         configs = [("unguided (field)", GuidanceConfig(parsing="l-local", steps=args.steps, scale=0.0)),
                    ("unguided (conv)", GuidanceConfig(parsing="v", steps=args.steps, scale=0.0)),
@@ -294,19 +317,19 @@ def main(argv=None) -> int:
                 figure[name] = [r["labels"] for r in out["rows"][:6]]
             if args.mosaics:
                 slug = name.replace(" ", "_").replace("/", "-").replace("(", "").replace(")", "")
-                write_mosaic([r["labels"] for r in out["rows"][:4]], tasks * 4, args.out / "mosaics" / f"{task_name}__{slug}.png", bundle.num_classes,
+                write_mosaic([r["labels"] for r in out["rows"][:4]], tasks * 4, args.out / "mosaics" / f"{spec.name}__{slug}.png", bundle.num_classes,
                              titles=[f"{name}, sample {i}" for i in range(4)], max_cases=4)
-            print(f"[{task_name}] {name}: {json.dumps({k: v for k, v in s.items() if k != 'guidance'})} ({time.perf_counter() - t0:.0f} s)", flush=True)
-        projection_figure(figure, values, args.out / f"{task_name}_projections.png")
+            print(f"[{spec.name}] {name}: {json.dumps({k: v for k, v in s.items() if k != 'guidance'})} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        projection_figure(figure, values, args.out / f"{spec.name}_projections.png")
         entry = {"rows": rows, "profile": {m: profile_step(bundle, tasks[0], m.split("/")[0].lower(), r, batch=batch) for m, r in PROFILED}}
         if not topo:
             entry["agreement"] = agreement(bundle, tasks[0], min(args.n, 8), args.seed)
-        report["tasks"][task_name] = entry
+        report["tasks"][spec.name] = entry
         v_time = next(r["seconds_per_sample"] for r in rows if r["config"] == "V")
-        lines.append(f"\n### {task_name} (n = {args.n}, {args.steps} Heun steps, w = {rows[2]['guidance']['guidance_scale']:g}, "
+        lines.append(f"\n### {spec.name} (n = {args.n}, {args.steps} Heun steps, w = {rows[2]['guidance']['guidance_scale']:g}, "
                      f"σ window [{rows[2]['guidance']['sigma_min']:g}, {rows[2]['guidance']['sigma_max'] or float('inf'):g}]; labels decoded by the parsing's decoder: conv for V, field for L)\n")
         if topo:
-            tag = TARGET_SETS[task_name][0] if task_name in TARGET_SETS else None
+            tag = TARGET_SETS[spec.name][0] if spec.name in TARGET_SETS else None
             extra = f" 1-NNA vs {tag} | FMD vs {tag} |" if tag else ""
             lines.append(f"| config | B0 acc. | B1 acc. | B2 acc. | B0 counts (0/1/2/3/≥4) | 1-NNA | FMD |{extra} s/sample | speed vs V |")
             lines.append("|---|---|---|---|---|---|---|" + ("---|---|" if tag else "") + "---|---|")
@@ -321,6 +344,8 @@ def main(argv=None) -> int:
             for r in rows:
                 lines.append(f"| {r['config']} | {fmt(r['mass_l1'], 1e5, 0)} | {fmt(r['centroid_l1'], 1e4, 0)} | {fmt(r['covariance_l1'], 1e5, 0)} | "
                              f"{r['one_nna']:.3f} | {fmt(r['fmd'])} | {r['seconds_per_sample']:.2f} | {v_time / r['seconds_per_sample']:.2f}× |")
+        lines.append("\nLargest shifts of the FMD features against the held-out set (generated mean − real mean, in real sd): "
+                     + "; ".join(f"{r['config']}: " + ", ".join(f"{k} {v:+.1f}" for k, v in r["fmd_shifts"]) for r in rows if r["config"] in FIGURE_ROWS))
         for mode, prof in entry["profile"].items():
             lines.append(f"\nOne guided call, {mode} (s per sample, median of 5, batch of {batch}): " + ", ".join(f"{k} {v:.3f}" for k, v in prof.items() if k != "top_ops")
                          + "; top ops (self ms per batch): " + ", ".join(f"{k} {v}" for k, v in prof["top_ops"][:5]))

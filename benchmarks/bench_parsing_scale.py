@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 import numpy as np
 import torch
@@ -46,6 +47,19 @@ def random_bundle(size: int, seed: int = 0) -> tuple[ModelBundle, object]:
     return bundle, ref
 
 
+def field_grid_seconds(bundle: ModelBundle, batch: int, repeats: int) -> float:
+    """Seconds per sample of the neural field's feature grid (conv net over the whole latent), forward + backward:
+    the part of L-parsing that grows with the volume whatever the domain."""
+    times = []
+    for _ in range(repeats):
+        z = bundle.initial_noise(batch, 0).div(40.0).requires_grad_(True)
+        t0 = time.perf_counter()
+        feats = bundle.autoencoder.field.features(z)
+        torch.autograd.grad(feats.sum(), z)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)) / batch
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="32,64,96", help="label-map sizes (multiples of 4)")
@@ -57,15 +71,16 @@ def main(argv=None) -> int:
     spec = load_task("right-ventricle")
     print(f"torch {torch.__version__}, {args.threads} thread(s), one guided call (full gradient), batch {args.batch}, "
           f"median of {args.repeats}; seconds per sample\n")
-    print("| label map | latent | denoiser fwd + bwd | " + " | ".join(m for m, _, _ in MODES) + " | V / L-local/low | V parsing share |")
-    print("|---|---|---|" + "---|" * len(MODES) + "---|---|")
+    print("| label map | latent | denoiser fwd + bwd | field feature grid fwd + bwd | " + " | ".join(m for m, _, _ in MODES) + " | V / L-local/low | V parsing share |")
+    print("|---|---|---|---|" + "---|" * len(MODES) + "---|---|")
     for size in (int(s) for s in args.sizes.split(",")):
         bundle, ref = random_bundle(size)
         task = resolve_task(spec, ref, bundle.labels, bundle.shape, bundle.affine)
         prof = {m: profile_step(bundle, task, mode, res, batch=args.batch, repeats=args.repeats) for m, mode, res in MODES}
         den = prof["V"]["denoiser_forward"] + prof["V"]["denoiser_backward_alone"]
         v, l_low = prof["V"]["total"], prof["L-local/low"]["total"]
-        print(f"| {size}³ | {'×'.join(map(str, bundle.latent_shape[1:]))} | {den:.3f} | " + " | ".join(f"{prof[m]['total']:.3f}" for m, _, _ in MODES)
+        grid = field_grid_seconds(bundle, args.batch, args.repeats)
+        print(f"| {size}³ | {'×'.join(map(str, bundle.latent_shape[1:]))} | {den:.3f} | {grid:.3f} | " + " | ".join(f"{prof[m]['total']:.3f}" for m, _, _ in MODES)
               + f" | {v / l_low:.1f}× | {100 * prof['V']['parsing_share'] / v:.0f} % |", flush=True)
     return 0
 
