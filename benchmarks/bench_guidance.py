@@ -38,6 +38,7 @@ from anatomica.data.phantoms import heart
 from anatomica.guided.parsers import make_parsing
 from anatomica.guided.report import write_mosaic
 from anatomica.guided.run import GuidanceConfig, guided_batch, resolve_per_reference
+from anatomica.metrics.fmd import feature_matrix, feature_names, fmd_from_features, standardize
 from anatomica.metrics.geometry import betti_accuracy, task_errors
 from anatomica.metrics.nna import one_nna_label_maps
 from anatomica.train import load_model
@@ -81,28 +82,19 @@ def run_config(bundle, tasks, n: int, seed: int, config: GuidanceConfig) -> dict
     return {"rows": rows, "seconds_per_sample": float(np.mean([row["seconds"] for row in rows]))}
 
 
-def feature_shifts(refs, labels, values, top: int = 3) -> list[tuple[str, float]]:
-    """The FMD features whose generated mean moved most, in standard deviations of the real set."""
-    from anatomica.metrics.fmd import feature_matrix, feature_names
-
+def set_distances(refs, labels, values, shifts: int = 0) -> dict:
+    """1-NNA and FMD of generated label maps against a real set, on the task's labels; with ``shifts``, also the
+    FMD features whose generated mean moved most, in standard deviations of the real set."""
     table = {n: v for n, v in refs[0][1].labels.items() if v in values}
     real = feature_matrix([lm.array for _, lm in refs], table, refs[0][1].spacing)
     gen = feature_matrix(labels, table, refs[0][1].spacing)
-    z = (gen.mean(0) - real.mean(0)) / np.where(real.std(0) > 1e-12, real.std(0), 1.0)
-    order = np.argsort(-np.abs(z))[:top]
-    names = feature_names(table, np.ndim(labels[0]))
-    return [(names[i], round(float(z[i]), 2)) for i in order]
-
-
-def set_distances(refs, labels, values) -> tuple[float, float | None]:
-    """(1-NNA, FMD) of generated label maps against a real set, on the task's labels."""
-    nna = one_nna_label_maps([lm.array for _, lm in refs], labels, values, refs[0][1].affine, n_points=1024)
-    try:
-        from anatomica.metrics.fmd import fmd
-    except ImportError:
-        return nna, None
-    table = {n: v for n, v in refs[0][1].labels.items() if v in values}
-    return nna, fmd([lm.array for _, lm in refs], labels, table, refs[0][1].spacing)
+    out = {"one_nna": one_nna_label_maps([lm.array for _, lm in refs], labels, values, refs[0][1].affine, n_points=1024),
+           "fmd": fmd_from_features(real, gen)}
+    if shifts:
+        z = standardize(real, gen)[1].mean(0)
+        names = feature_names(table, np.ndim(labels[0]))
+        out["fmd_shifts"] = [(names[i], round(float(z[i]), 2)) for i in np.argsort(-np.abs(z))[:shifts]]
+    return out
 
 
 def summarize(name: str, out: dict, refs, values, target_refs=None, prior=(2, 0, 0)) -> dict:
@@ -118,10 +110,9 @@ def summarize(name: str, out: dict, refs, values, target_refs=None, prior=(2, 0,
         s["betti_accuracy"] = betti_accuracy([e["betti"] for e in errs], list(prior))
         s["b0_counts"] = np.bincount([min(e["betti"][0], 4) for e in errs], minlength=5).tolist()  # 0, 1, 2, 3, >= 4
     labels = [r["labels"] for r in rows]
-    s["one_nna"], s["fmd"] = set_distances(refs, labels, values)
-    s["fmd_shifts"] = feature_shifts(refs, labels, values)
+    s.update(set_distances(refs, labels, values, shifts=3))
     if target_refs is not None:
-        s["one_nna_target"], s["fmd_target"] = set_distances(target_refs, labels, values)
+        s.update({f"{k}_target": v for k, v in set_distances(target_refs, labels, values).items()})
     return s
 
 

@@ -6,7 +6,7 @@ packaged autoencoder and UNet configs) for larger label maps, latent = size / 4,
 does not depend on training), resolves the right-ventricle task on a heart phantom of that size and times one
 guided call (full gradient through the denoiser, σ = 2) per parsing mode: seconds per sample, a batch of 2.
 
-    .venv/bin/python benchmarks/bench_parsing_scale.py --sizes 32,64,96 --threads 1
+    .venv/bin/python benchmarks/bench_parsing_scale.py --sizes 32,64,96 --threads 1 --repeats 7
 
 Prints a markdown table; docs/results.md holds the latest numbers.
 """

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from anatomica.errors import AnatomicaError
-from anatomica.metrics.fmd import feature_matrix, feature_names, fmd, fmd_from_features, morphological_features
+from anatomica.metrics.fmd import feature_matrix, feature_names, fmd, fmd_from_features, standardize, morphological_features
 from anatomica.metrics.images import dice_per_class, fid_from_features, frechet_distance
 
 
@@ -96,3 +96,11 @@ def test_dice_per_class():
     assert d[0, 1] == 1.0  # absent in both
     with pytest.raises(AnatomicaError):
         dice_per_class(p, t[:, :2], [1])
+
+
+def test_standardize_uses_the_real_sets_mean_and_std():
+    rng = np.random.default_rng(0)
+    real, gen = rng.normal(3.0, 2.0, (50, 4)), rng.normal(5.0, 2.0, (30, 4))
+    rz, gz = standardize(real, gen)
+    assert np.allclose(rz.mean(0), 0.0) and np.allclose(rz.std(0), 1.0)
+    assert np.allclose(gz, (gen - real.mean(0)) / real.std(0))

@@ -89,18 +89,24 @@ def feature_matrix(label_maps: Iterable[np.ndarray], labels: Sequence[int] | dic
     return np.stack(rows)
 
 
+def standardize(real: np.ndarray, generated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both (N, F) feature sets z-normalized with the *real* set's mean and std per feature; features constant
+    across the real set are only centred (std taken as 1)."""
+    r, g = np.asarray(real, dtype=np.float64), np.asarray(generated, dtype=np.float64)
+    if r.ndim != 2 or g.ndim != 2 or r.shape[1] != g.shape[1]:
+        raise AnatomicaError(f"feature sets must be (N, F) with equal F, got {r.shape} and {g.shape}")
+    mean, std = r.mean(0), r.std(0)
+    std = np.where(std > 1e-12, std, 1.0)
+    return (r - mean) / std, (g - mean) / std
+
+
 def fmd_from_features(real: np.ndarray, generated: np.ndarray) -> float:
     """Fréchet distance after z-normalizing both sets with the *real* set's mean and std per feature.
 
     Features constant across the real set are only centred (std taken as 1) so they neither explode
     nor vanish.
     """
-    r, g = np.asarray(real, dtype=np.float64), np.asarray(generated, dtype=np.float64)
-    if r.ndim != 2 or g.ndim != 2 or r.shape[1] != g.shape[1]:
-        raise AnatomicaError(f"feature sets must be (N, F) with equal F, got {r.shape} and {g.shape}")
-    mean, std = r.mean(0), r.std(0)
-    std = np.where(std > 1e-12, std, 1.0)
-    rz, gz = (r - mean) / std, (g - mean) / std
+    rz, gz = standardize(real, generated)
     return frechet_distance(*gaussian_stats(rz), *gaussian_stats(gz))
 
 
