@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from anatomica.control.spec import load_task
-from anatomica.data.io import LabelMap, save_label_map
+from anatomica.io.nifti import LabelMap, save_label_map
 from anatomica.data.phantoms import heart
 from anatomica.guided.parsers import make_parsing
 from anatomica.guided.report import write_mosaic
@@ -41,7 +41,7 @@ from anatomica.guided.run import GuidanceConfig, guided_batch, resolve_per_refer
 from anatomica.metrics.fmd import feature_matrix, feature_names, fmd_from_features, standardize
 from anatomica.metrics.geometry import betti_accuracy, task_errors
 from anatomica.metrics.nna import one_nna_label_maps
-from anatomica.train import load_model
+from anatomica.model import load_model
 
 L_MODES = [("l-local", r) for r in ("low", "med", "high")] + [("l-coarse", r) for r in ("low", "med", "high")]
 PROFILED = (("V", None), ("L-local/low", "low"), ("L-coarse/low", "low"))

@@ -27,7 +27,7 @@ from anatomica.diffusion.edm import EDMPrecond
 from anatomica.nn.autoencoder import Autoencoder, AutoencoderConfig
 from anatomica.nn.unet import DenoiserUNet, UNetConfig
 from anatomica.pretrained import pretrained_path
-from anatomica.training.bundle import ModelBundle
+from anatomica.model import ModelBundle
 from bench_guidance import profile_step
 
 MODES = (("V", "v", None), ("L-local/low", "l-local", "low"), ("L-local/high", "l-local", "high"), ("L-coarse/low", "l-coarse", "low"))

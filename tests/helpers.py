@@ -34,7 +34,7 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     """Run the ``anatomica`` entry point in-process; returns (exit code, stdout, stderr)."""
     import sys
 
-    from anatomica.cli import main
+    from anatomica.cli.app import main
 
     old = sys.argv
     sys.argv = ["anatomica", *map(str, args)]

@@ -15,12 +15,14 @@ import torch
 from helpers import run_cli
 
 from anatomica.data.datasets import load_label_dataset
-from anatomica.data.io import LabelMap, save_label_map, write_dataset_json
+from anatomica.io.nifti import LabelMap, save_label_map
+from anatomica.io.dataset import write_dataset_json
 from anatomica.errors import AnatomicaError
 from anatomica.nn.autoencoder import AutoencoderConfig
-from anatomica.nn.checkpoint import load_tree, load_weights
+from anatomica.io.checkpoint import load_tree, load_weights
 from anatomica.nn.unet import UNetConfig
-from anatomica.train import load_model, train_autoencoder, train_diffusion
+from anatomica.model import load_model
+from anatomica.training.fit import train_autoencoder, train_diffusion
 from anatomica.training.autoencoder import AutoencoderTrainConfig
 from anatomica.training.diffusion import DiffusionTrainConfig
 

@@ -1,5 +1,5 @@
 """`python -m anatomica` is the `anatomica` command."""
 
-from anatomica.cli import main
+from anatomica.cli.app import main
 
 main()

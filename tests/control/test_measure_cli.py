@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from helpers import ball, oblique_affine, run_cli, solid_torus
 
-from anatomica.data.io import LabelMap, save_label_map, write_json
+from anatomica.io.nifti import LabelMap, save_label_map
+from anatomica.io.files import write_json
 from anatomica.metrics.label_stats import label_statistics
 
 SHAPE = (20, 23, 26)

@@ -6,7 +6,7 @@ from helpers import ball, oblique_affine, solid_torus
 from anatomica.control.domain import ControlDomain
 from anatomica.control.spec import load_task, parse_task, resolve_task
 from anatomica.coords import normalized_to_voxel, normalized_to_world
-from anatomica.data.io import LabelMap
+from anatomica.io.nifti import LabelMap
 from anatomica.errors import AnatomicaError
 from anatomica.metrics.label_stats import world_moments
 

@@ -6,7 +6,7 @@ from helpers import ball, solid_torus
 from scipy import ndimage
 
 from anatomica.control.topology import betti_from_diagram, squeeze_domain, superlevel_diagram, topology_loss
-from anatomica.metrics.betti import betti_numbers
+from anatomica.homology import betti_numbers
 
 
 

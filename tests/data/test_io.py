@@ -6,14 +6,8 @@ import numpy as np
 import pytest
 from helpers import ball, oblique_affine, run_cli
 
-from anatomica.data.io import (
-    LabelMap,
-    list_label_files,
-    load_label_map,
-    read_label_table,
-    save_label_map,
-    write_dataset_json,
-)
+from anatomica.io.nifti import LabelMap, load_label_map, save_label_map
+from anatomica.io.dataset import list_label_files, read_label_table, write_dataset_json
 from anatomica.errors import AnatomicaError
 
 

@@ -10,7 +10,7 @@ from scipy import ndimage
 from anatomica.data.phantoms import aorta
 from anatomica.data.phantoms.shapes import CUBE, dilate26
 from anatomica.errors import AnatomicaError
-from anatomica.metrics.betti import betti_numbers
+from anatomica.homology import betti_numbers
 
 SEEDS_32 = range(10)
 SEEDS_48 = range(3)

@@ -6,7 +6,7 @@ from anatomica.data.phantoms import coronary
 from anatomica.data.phantoms.coronary import FOV_MM, LABELS, SYSTEM, generate
 from anatomica.data.phantoms.shapes import CUBE, dilate26
 from anatomica.errors import AnatomicaError
-from anatomica.metrics.betti import betti_numbers
+from anatomica.homology import betti_numbers
 
 SEEDS_32 = range(10)
 SEEDS_48 = range(10, 13)

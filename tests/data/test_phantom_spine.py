@@ -10,7 +10,7 @@ import pytest
 from anatomica.data.phantoms import spine
 from anatomica.data.phantoms.shapes import dilate26
 from anatomica.errors import AnatomicaError
-from anatomica.metrics.betti import betti_numbers
+from anatomica.homology import betti_numbers
 
 COLUMN_VALUES = [spine.LABELS[name] for name in spine.COLUMN]
 

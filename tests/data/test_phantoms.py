@@ -10,11 +10,12 @@ import pytest
 from scipy import ndimage
 from helpers import run_cli
 
-from anatomica.data.io import list_label_files, load_label_map
+from anatomica.io.dataset import list_label_files
+from anatomica.io.nifti import load_label_map
 from anatomica.data.phantoms import SYSTEMS, case_rng, generate_dataset, heart
 from anatomica.data.phantoms.shapes import dilate26, touching
 from anatomica.errors import AnatomicaError
-from anatomica.metrics.betti import betti_numbers
+from anatomica.homology import betti_numbers
 
 SIZE = 32
 H = heart.LABELS

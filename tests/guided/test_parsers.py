@@ -8,11 +8,12 @@ from anatomica.control.domain import ControlDomain
 from anatomica.control.potential import DomainTask, Task
 from anatomica.control.spec import load_task, resolve_task
 from anatomica.data.datasets import to_onehot
-from anatomica.data.io import list_label_files, load_label_map
+from anatomica.io.dataset import list_label_files
+from anatomica.io.nifti import load_label_map
 from anatomica.errors import AnatomicaError
 from anatomica.guided.parsers import make_parsing
 from anatomica.guided.resolution import PRESETS, Resolution, with_local_grids
-from anatomica.train import load_model
+from anatomica.model import load_model
 
 
 @pytest.fixture(scope="module")

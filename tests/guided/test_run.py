@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from anatomica.control.spec import load_task, parse_task, resolve_task
-from anatomica.data.io import list_label_files, load_label_map
+from anatomica.io.dataset import list_label_files
+from anatomica.io.nifti import load_label_map
 from anatomica.errors import AnatomicaError
 from anatomica.guided.run import DEFAULT_SCALE, GuidanceConfig, guided_batch, parse_sigma_window, schedule
-from anatomica.train import load_model
+from anatomica.model import load_model
 
 SAMPLES = [0, 1, 2, 3]
 

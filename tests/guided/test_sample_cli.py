@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from helpers import run_cli
 
-from anatomica.data.io import LabelMap, save_label_map
+from anatomica.io.nifti import LabelMap, save_label_map
 
 
 @pytest.fixture(scope="module")

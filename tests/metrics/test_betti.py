@@ -5,7 +5,7 @@ from helpers import ball, solid_torus
 from scipy import ndimage
 from skimage.measure import euler_number
 
-from anatomica.metrics.betti import betti_numbers, persistence_t
+from anatomica.homology import betti_numbers, persistence_t
 
 SHAPE = (22, 27, 31)  # non-cubic on purpose
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from helpers import ball, oblique_affine, solid_torus
 
-from anatomica.data.io import LabelMap
+from anatomica.io.nifti import LabelMap
 from anatomica.metrics.label_stats import label_statistics, summarize, union_has_betti, world_moments
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from monai.networks.blocks import CrossAttentionBlock
 
-from anatomica.nn.registers import RegisterBank, RegisterConfig, RegisterUNet, grounding_loss
+from anatomica.registers.network import RegisterBank, RegisterConfig, RegisterUNet, grounding_loss
 from anatomica.nn.unet import UNetConfig
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import anatomica.cli as cli
-from anatomica.data.io import LabelMap, save_label_map, write_dataset_json
+from anatomica.io.nifti import LabelMap, save_label_map
+from anatomica.io.dataset import write_dataset_json
 
 LABELS = {"heart_myocardium": 1, "aorta": 2}
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from anatomica.errors import AnatomicaError
-from anatomica.nn.registers import RegisterConfig
+from anatomica.registers.network import RegisterConfig
 from anatomica.nn.unet import UNetConfig
 from anatomica.registers.autoencoder import AutoencoderConfig, load_codec, save_codec, train_autoencoder
 from anatomica.registers.edit import zero_class

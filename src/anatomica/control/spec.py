@@ -25,7 +25,7 @@ from anatomica.control.moments import GeometryTarget, moments
 from anatomica.control.parsing import label_union, slice_domain
 from anatomica.control.potential import DomainTask, Task, Weights
 from anatomica.coords import normalized_scale_mm, normalized_to_world, voxel_to_normalized, world_to_normalized
-from anatomica.data.io import LabelMap
+from anatomica.io.nifti import LabelMap
 from anatomica.errors import AnatomicaError
 
 Vec3 = tuple[float, float, float]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from anatomica.metrics.betti import persistence_t
+from anatomica.homology import persistence_t
 
 
 def squeeze_domain(S: torch.Tensor) -> torch.Tensor:

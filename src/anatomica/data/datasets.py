@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from anatomica.data.io import list_label_files, load_label_map, read_label_table
+from anatomica.io.dataset import list_label_files, read_label_table
+from anatomica.io.nifti import load_label_map
 from anatomica.errors import AnatomicaError
 
 

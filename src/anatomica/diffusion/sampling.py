@@ -62,7 +62,4 @@ def sample_heun(denoiser: Denoiser, x: Tensor, sigmas: Tensor, callback: Callabl
     return x
 
 
-def initial_noise(shape: tuple[int, ...], sigma_max: float, seed: int, device=None, dtype=torch.float32) -> Tensor:
-    """x_0 ~ N(0, σ_max² I) from a seed alone, on CPU first so every device draws identical noise."""
-    g = torch.Generator(device="cpu").manual_seed(int(seed))
-    return (torch.randn(shape, generator=g, dtype=torch.float32) * sigma_max).to(device=device, dtype=dtype)
+SAMPLERS: dict[str, Callable[..., Tensor]] = {"heun": sample_heun, "euler": sample_euler}

@@ -1,5 +1,5 @@
 """Reports of guided sampling: one JSON per sample (targets against achieved measures, the potential over the
-denoiser calls), a summary over samples, and a PNG mosaic with the control domains drawn over the slices.
+denoiser calls), a summary over samples (figures: ``guided.figures``).
 
 Achieved measures are taken on the saved label map (argmax of the decoded sample, read as one-hot) on the
 task's full-resolution domain grids, the way ``anatomica measure`` reads a file, whatever parsing guided it.
@@ -10,7 +10,6 @@ normalized units (``anatomica.metrics.geometry``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,7 +17,7 @@ import torch
 from anatomica.control.domain import ControlDomain
 from anatomica.control.moments import mass_unit, moments, to_world
 from anatomica.control.potential import DomainTask, Task
-from anatomica.coords import grid_points, normalized_to_voxel, normalized_to_world
+from anatomica.coords import normalized_to_world
 from anatomica.metrics.geometry import betti_accuracy, geometry_errors, substructure_betti
 
 KINDS = {0: "point", 1: "line", 2: "plane", 3: "volume"}
@@ -101,73 +100,6 @@ def summarize(reports: Sequence[dict]) -> dict:
             entry["betti_accuracy"] = betti_accuracy([row["measured"]["betti"] for row in rows], rows[0]["target"]["betti"])
         out["domains"][name] = entry
     return out
-
-
-# --- mosaic ------------------------------------------------------------------------------------------------
-
-
-def domain_mask(domain: ControlDomain, shape: Sequence[int]) -> np.ndarray:
-    """Voxels of a volume of ``shape`` whose centres lie in the domain: inside the box for its axes of size > 1,
-    within one voxel diagonal's half of it along axes of size 1 (planes, lines)."""
-    u = grid_points(shape, torch.float64).numpy()
-    local = (u - domain.translation) @ domain.rotation  # along the template axes, normalized units
-    step = 2.0 / max(max(int(s) - 1, 1) for s in shape)
-    inside = np.ones(len(u), dtype=bool)
-    for a in range(3):
-        if domain.size[a] > 1:
-            inside &= np.abs(local[:, a]) <= domain.scale[a] * (1.0 + 1.0 / (domain.size[a] - 1))
-        else:
-            inside &= np.abs(local[:, a]) <= 0.5 * np.sqrt(3.0) * step
-    return inside.reshape(tuple(int(s) for s in shape))
-
-
-def _centre_voxel(task: Task, shape: Sequence[int]) -> np.ndarray:
-    centre = np.mean([d.domain.translation for d in task.domains], axis=0)
-    ijk = normalized_to_voxel(torch.from_numpy(centre), shape).numpy()
-    return np.clip(np.rint(ijk), 0, np.array(shape) - 1).astype(int)
-
-
-def write_mosaic(labels: Sequence[np.ndarray], tasks: Sequence[Task], path: Path, num_classes: int,
-                 titles: Sequence[str] | None = None, max_cases: int = 16) -> Path:
-    """PNG: one row per sample, three orthogonal slices through the mean centre of the task's domains, the
-    domains' outlines drawn over them (one colour per domain)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-
-    from anatomica.data.io import _atomic_write
-
-    n = min(len(labels), max_cases)
-    fig, axes = plt.subplots(n, 3, figsize=(6.6, 2.2 * n), squeeze=False)
-    palette = plt.get_cmap("tab10" if num_classes <= 11 else "tab20").colors
-    cmap = ListedColormap(["white", *[palette[i % len(palette)] for i in range(num_classes - 1)]])  # background white
-    outline = plt.get_cmap("Set1")
-    masks_of: dict[int, list[np.ndarray]] = {}
-    for i in range(n):
-        vol, task = labels[i], tasks[i]
-        key = id(task)
-        if key not in masks_of:
-            masks_of[key] = [domain_mask(d.domain, vol.shape) for d in task.domains]
-        centre = _centre_voxel(task, vol.shape)
-        for a in range(3):
-            ax = axes[i][a]
-            ax.imshow(np.take(vol, centre[a], axis=a).T, origin="lower", cmap=cmap, vmin=-0.5, vmax=num_classes - 0.5, interpolation="nearest")
-            for k, m in enumerate(masks_of[key]):
-                sl = np.pad(np.take(m, centre[a], axis=a).astype(float), 1)  # padded: a domain filling the slice gets a frame
-                if sl.any():
-                    ax.contour(np.arange(-1, sl.shape[0] - 1), np.arange(-1, sl.shape[1] - 1), sl.T, levels=[0.5],
-                               colors=[outline(k % 9)], linewidths=1.0)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"axis {a}, slice {centre[a]}", fontsize=7)
-        axes[i][0].set_ylabel(titles[i] if titles else f"sample {i}", fontsize=8)
-    fig.tight_layout()
-    _atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
-    plt.close(fig)
-    return Path(path)
-
 
 
 def summary_table(summary: dict):

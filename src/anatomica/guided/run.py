@@ -1,4 +1,7 @@
-"""Guided sampling: the EDM sampler with Anatomica's guided denoiser D^w, one resolved task per sample.
+"""Sampling, guided or not: the one pipeline from noise to files (``run_sampling``), and its pieces.
+
+Unguided runs (no task) use the plain EDM sampler; guided runs use Anatomica's guided denoiser D^w, one
+resolved task per sample. Both share batching, per-sample noise, decoding and writing.
 
 D^w(z_σ; σ) = D(z_σ; σ) − w·σ²·∇_{z_σ} L(ẑ0),  ẑ0 = D(z_σ; σ)  (paper, "Guidance"; ``diffusion.guidance``),
 with L the task's potential on the substructures a parsing mode reads from ẑ0 (``guided.parsers``). Guidance
@@ -21,14 +24,15 @@ from torch import Tensor
 
 from anatomica.control.potential import Task
 from anatomica.control.spec import TaskSpec, resolve_task
-from anatomica.data.io import LabelMap, is_nifti, list_label_files
+from anatomica.io.nifti import LabelMap, is_nifti
+from anatomica.io.output import check_output_dir, staged_output
+from anatomica.io.dataset import list_label_files
 from anatomica.diffusion.guidance import GuidanceTrace, GuidedDenoiser
-from anatomica.diffusion.sampling import sample_euler, sample_heun
+from anatomica.diffusion.sampling import SAMPLERS
 from anatomica.errors import AnatomicaError
 from anatomica.guided.parsers import PARSINGS, Parsing, make_parsing
 from anatomica.guided.resolution import PRESETS
 
-SAMPLERS = {"heun": sample_heun, "euler": sample_euler}
 DEFAULT_SCALE = 1e4
 DEFAULT_SIGMA_MIN = 0.05
 DEFAULT_SIGMA_MAX = float("inf")  # guide from the first step: topology needs the coarse stages
@@ -102,6 +106,7 @@ class SampleResult:
     final_potential: float = float("nan")  # L of the final latent (same parsing)
     final_terms: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0  # sampling incl. guidance, per sample (batch time / batch size)
+    decode_seconds: float = 0.0  # decoding the final latent (unguided runs time it apart)
 
 
 class TracedDenoiser:
@@ -137,14 +142,13 @@ def guided_batch(bundle, task: Task, indices: Sequence[int], seed: int, config: 
     guided = GuidedDenoiser(bundle.denoiser, potential, config.scale, config.sigma_min, config.sigma_max,
                             mode="fast" if config.fast else "full", trace=trace)
     denoiser = TracedDenoiser(guided, potential, record_unguided)
-    noise = torch.cat([bundle.initial_noise(1, seed, start=int(i)) for i in indices])
+    noise = bundle.noise(indices, seed)
     t0 = time.perf_counter()
     z = SAMPLERS[config.sampler](denoiser, noise, bundle.sigmas(config.steps), callback=(lambda info: on_step()) if on_step else None)
     seconds = (time.perf_counter() - t0) / len(indices)
     with torch.no_grad():
         L, terms = parsing.potential(z)
-        logits = bundle.decode(z) if config.output_decoder == "conv" else bundle.decode_field(z)
-    labels = logits.argmax(1).to(torch.uint8).numpy()
+        labels = decode_labels(bundle, z, config.output_decoder)
     sigmas, per_call = trace.as_lists()
     out = []
     for b, i in enumerate(indices):
@@ -154,6 +158,26 @@ def guided_batch(bundle, task: Task, indices: Sequence[int], seed: int, config: 
             final_terms={k: float(v[b]) for k, v in terms.items()}, seconds=seconds,
         ))
     return out
+
+
+def unguided_batch(bundle, indices: Sequence[int], seed: int, config: GuidanceConfig,
+                   on_step: Callable[[], None] | None = None) -> list[SampleResult]:
+    """Sample ``indices`` (noise of (seed, i) each) with the plain denoiser: the prior, no potential."""
+    noise = bundle.noise(indices, seed)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        z = SAMPLERS[config.sampler](bundle.denoiser, noise, bundle.sigmas(config.steps), callback=(lambda info: on_step()) if on_step else None)
+        t1 = time.perf_counter()
+        labels = decode_labels(bundle, z, config.output_decoder)
+    t2 = time.perf_counter()
+    return [SampleResult(index=int(i), latent=z[b].detach().clone(), labels=labels[b], seconds=(t1 - t0) / len(indices),
+                         decode_seconds=(t2 - t1) / len(indices)) for b, i in enumerate(indices)]
+
+
+def decode_labels(bundle, z: Tensor, decoder: str) -> np.ndarray:
+    """Label maps (B, X, Y, Z) uint8 of normalized latents through the conv decoder or the neural field."""
+    logits = bundle.decode(z) if decoder == "conv" else bundle.decode_field(z)
+    return logits.argmax(1).to(torch.uint8).numpy()
 
 
 # --- references and tasks ----------------------------------------------------------------------------------
@@ -187,7 +211,8 @@ def resolve_per_reference(spec: TaskSpec, references: Sequence[tuple[str, LabelM
 
 
 def schedule(n: int, n_tasks: int, batch_size: int) -> list[tuple[int, list[int]]]:
-    """Batches (task index, sample indices): sample i uses task i mod n_tasks; batches never mix tasks."""
+    """Batches (task index, sample indices): sample i uses task i mod n_tasks; batches never mix tasks.
+    Without a task (``n_tasks`` = 1) the batches are 0..b−1, b..2b−1, …"""
     batches = []
     for k in range(n_tasks):
         idx = list(range(k, n, n_tasks))
@@ -195,71 +220,117 @@ def schedule(n: int, n_tasks: int, batch_size: int) -> list[tuple[int, list[int]
     return batches
 
 
-# --- the command's work: model + task + references in, files out -----------------------------------------
+# --- the command's work: model (+ task + references) in, files out -----------------------------------------
 
 
-def run_guided(
-    model: Path,
-    task: str | Path,
-    out: Path,
-    config: GuidanceConfig,
-    n: int = 8,
-    seed: int = 0,
-    reference: Path | None = None,
-    batch_size: int = 4,
-    overwrite: bool = False,
-    progress: bool = True,
-    record_unguided: bool = True,
-) -> dict:
-    """Guided sampling of ``n`` samples into ``out``: labelsTr/sample_NNN.nii.gz + dataset.json, reports/sample_NNN.json,
-    summary.json and mosaic.png. Returns the summary."""
+@dataclass(frozen=True)
+class SamplingRun:
+    """What ``anatomica sample`` asks for: which model, how many samples, where to, and (optionally) the task."""
+
+    model: str | Path  # run folder or packaged model name
+    out: Path
+    config: GuidanceConfig = GuidanceConfig()
+    n: int = 8
+    seed: int = 0
+    task: str | Path | None = None  # None: unguided samples from the prior
+    reference: Path | None = None
+    batch_size: int = 4
+    overwrite: bool = False
+    progress: bool = True
+    record_unguided: bool = True
+
+    def check(self) -> SamplingRun:
+        if self.n < 1 or self.batch_size < 1:
+            raise AnatomicaError(f"--n and --batch-size must be >= 1, got {self.n} and {self.batch_size}")
+        if self.task is None:
+            guiding = {"--reference": self.reference is not None, "--resolution": self.config.resolution is not None,
+                       "--guidance-scale": self.config.scale is not None, "--fast-gradient": self.config.fast,
+                       "--sigma-window": (self.config.sigma_min, self.config.sigma_max) != (DEFAULT_SIGMA_MIN, DEFAULT_SIGMA_MAX),
+                       "--parsing": self.config.parsing != GuidanceConfig.parsing}
+            if any(guiding.values()):
+                raise AnatomicaError("--reference, --parsing, --resolution, --guidance-scale, --fast-gradient and --sigma-window guide a --task; give one")
+        self.config.check()
+        check_output_dir(self.out, self.overwrite, "pass --overwrite to replace its samples")
+        return self
+
+
+def run_sampling(run: SamplingRun) -> dict:
+    """Sample ``run.n`` label maps into ``run.out`` (built beside it, swapped in when complete):
+    labelsTr/sample_NNN.nii.gz + dataset.json, summary.json and mosaic.png; with a task also
+    reports/sample_NNN.json and the control domains in the mosaic. Returns the summary."""
     from tqdm import tqdm
 
     from anatomica.control.spec import load_task
-    from anatomica.data.io import load_label_map, save_label_map, write_dataset_json, write_json
-    from anatomica.guided.report import sample_report, summarize, write_mosaic
-    from anatomica.train import load_model
+    from anatomica.guided.figures import write_domain_mosaic, write_mosaic
+    from anatomica.guided.report import sample_report, summarize
+    from anatomica.io.dataset import write_dataset_json
+    from anatomica.io.files import write_json
+    from anatomica.io.nifti import load_label_map, save_label_map
+    from anatomica.metrics.label_stats import label_volume_stats
+    from anatomica.model import load_model, resolve_model
 
-    config = config.check()
-    if n < 1 or batch_size < 1:
-        raise AnatomicaError(f"--n and --batch-size must be >= 1, got {n} and {batch_size}")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise AnatomicaError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise AnatomicaError(f"{out}: exists and is not empty (pass --overwrite to replace its samples)")
-    spec = load_task(task)
-    config = config.for_task(spec)
-    ref_paths = reference_files(reference)
-    bundle = load_model(model)
-    refs = [(p.name, load_label_map(p)) for p in ref_paths]
-    tasks = resolve_per_reference(spec, refs, bundle.labels, bundle.shape, bundle.affine)
-    batches = schedule(n, len(tasks), batch_size)
+    run = run.check()
+    config = run.config
+    model_path = str(resolve_model(run.model).resolve())
+    spec = tasks = ref_paths = None
+    if run.task is not None:
+        spec = load_task(run.task)
+        config = config.for_task(spec)
+        ref_paths = reference_files(run.reference)
+    else:
+        config = replace(config, decoder=config.decoder or "conv")
+    bundle = load_model(run.model)
+    if spec is not None:
+        refs = [(p.name, load_label_map(p)) for p in ref_paths]
+        tasks = resolve_per_reference(spec, refs, bundle.labels, bundle.shape, bundle.affine)
+    batches = schedule(run.n, len(tasks) if tasks else 1, run.batch_size)
     results: dict[int, SampleResult] = {}
     task_of: dict[int, int] = {}
-    with tqdm(total=len(batches) * config.steps, desc=f"guided sampling ({n} samples)", unit="step", disable=not progress) as bar:
+    desc = f"guided sampling ({run.n} samples)" if tasks else f"sampling ({run.n} samples)"
+    with tqdm(total=len(batches) * config.steps, desc=desc, unit="step", disable=not run.progress) as bar:
         for k, idx in batches:
-            for r in guided_batch(bundle, tasks[k], idx, seed, config, record_unguided, on_step=lambda: bar.update(1)):
-                results[r.index] = r
-                task_of[r.index] = k
+            step = lambda: bar.update(1)  # noqa: E731
+            batch = (guided_batch(bundle, tasks[k], idx, run.seed, config, run.record_unguided, on_step=step) if tasks
+                     else unguided_batch(bundle, idx, run.seed, config, on_step=step))
+            for r in batch:
+                results[r.index], task_of[r.index] = r, k
     cfg = config.to_dict()
-    reports, names = [], []
-    for i in range(n):
-        r, k = results[i], task_of[i]
-        name = f"sample_{i:03d}"
-        save_label_map(LabelMap(r.labels, bundle.affine, bundle.labels), out / "labelsTr" / f"{name}.nii.gz", overwrite=True)
-        rep = sample_report(r, tasks[k], cfg, seed, str(ref_paths[k]) if ref_paths else None)
-        write_json(rep, out / "reports" / f"{name}.json")
-        reports.append(rep)
-        names.append(name)
-    write_dataset_json(out, "guided samples", bundle.labels, names,
-                       extra={"model": str(Path(model).resolve()), "task": spec.name, "seed": seed, **cfg})
-    write_mosaic([results[i].labels for i in range(n)], [tasks[task_of[i]] for i in range(n)], out / "mosaic.png",
-                 bundle.num_classes, titles=[f"sample {i}" for i in range(n)])
-    summary = {"task": spec.name, "model": str(Path(model).resolve()), "seed": seed, "references": [str(p) for p in ref_paths],
-               "guidance": cfg, "threads": torch.get_num_threads(), **summarize(reports)}
-    write_json(summary, out / "summary.json")
+    names = [f"sample_{i:03d}" for i in range(run.n)]
+    with staged_output(run.out, run.overwrite, "pass --overwrite to replace its samples") as out:
+        for i, name in enumerate(names):
+            save_label_map(LabelMap(results[i].labels, bundle.affine, bundle.labels), out / "labelsTr" / f"{name}.nii.gz")
+        labels = [results[i].labels for i in range(run.n)]
+        if tasks is None:
+            write_dataset_json(out, "samples", bundle.labels, names, extra={"model": model_path, "seed": run.seed, "steps": config.steps,
+                                                                             "sampler": config.sampler, "decoder": config.output_decoder})
+            write_mosaic(np.stack(labels), out / "mosaic.png", bundle.num_classes)
+            quality = label_volume_stats(torch.from_numpy(np.stack(labels)), bundle.labels, voxel_volume_ml(bundle.affine))
+            summary = {
+                "n": run.n, "steps": config.steps, "sampler": config.sampler, "decoder": config.output_decoder, "seed": run.seed,
+                "threads": torch.get_num_threads(),
+                "seconds_sampling_per_sample": float(np.mean([r.seconds for r in results.values()])),
+                "seconds_decoding_per_sample": float(np.mean([r.decode_seconds for r in results.values()])),
+                "samples": quality, "training": bundle.config.get("data_stats"),
+            }
+        else:
+            reports = []
+            for i, name in enumerate(names):
+                k = task_of[i]
+                rep = sample_report(results[i], tasks[k], cfg, run.seed, str(ref_paths[k]) if ref_paths else None)
+                write_json(rep, out / "reports" / f"{name}.json")
+                reports.append(rep)
+            write_dataset_json(out, "guided samples", bundle.labels, names,
+                               extra={"model": model_path, "task": spec.name, "seed": run.seed, **cfg})
+            write_domain_mosaic(labels, [tasks[task_of[i]] for i in range(run.n)], out / "mosaic.png", bundle.num_classes,
+                                titles=[f"sample {i}" for i in range(run.n)])
+            summary = {"task": spec.name, "model": model_path, "seed": run.seed, "references": [str(p) for p in ref_paths],
+                       "guidance": cfg, "threads": torch.get_num_threads(), **summarize(reports)}
+        write_json(summary, out / "summary.json")
     return summary
+
+
+def voxel_volume_ml(affine: np.ndarray) -> float:
+    return float(abs(np.linalg.det(np.asarray(affine)[:3, :3]))) / 1000.0
 
 
 def parse_sigma_window(text: str | None) -> tuple[float, float]:
@@ -271,26 +342,6 @@ def parse_sigma_window(text: str | None) -> tuple[float, float]:
         lo, hi = (float(p) for p in parts)
     except ValueError:
         raise AnatomicaError(f"--sigma-window: expected two numbers MIN,MAX, got {text!r}") from None
-    if not (np.isfinite(lo) and 0 <= lo <= hi):
+    if not (np.isfinite(lo) and 0 <= lo <= hi) or np.isnan(hi):
         raise AnatomicaError(f"--sigma-window: need 0 <= MIN <= MAX, got {text!r}")
     return lo, hi
-
-
-def guided_command(model: Path, task: str, reference: Path | None, parsing: str, resolution: str | None, scale: float | None,
-                   fast: bool, sigma_window: str | None, n: int, steps: int, seed: int, out: Path, sampler: str, decoder: str,
-                   batch_size: int, threads: int | None, overwrite: bool) -> None:
-    """``anatomica sample --task ...``: validate the options, run, print the summary."""
-    from rich.console import Console
-
-    from anatomica.guided.report import summary_table
-
-    lo, hi = parse_sigma_window(sigma_window)
-    config = GuidanceConfig(parsing=parsing, resolution=resolution, scale=scale, fast=fast,
-                            sigma_min=lo, sigma_max=hi, steps=steps, sampler=sampler, decoder=decoder).check()
-    if threads is not None:
-        if threads < 1:
-            raise AnatomicaError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
-    summary = run_guided(model, task, out, config, n=n, seed=seed, reference=reference, batch_size=batch_size, overwrite=overwrite)
-    Console().print(summary_table(summary))
-    print(f"{n} samples in {out}/labelsTr ({summary['seconds_per_sample']:.2f} s/sample); reports in {out}/reports, mosaic: {out / 'mosaic.png'}")

@@ -26,7 +26,7 @@ import torch
 from anatomica.control.moments import GeometryTarget, moments
 from anatomica.control.potential import Task
 from anatomica.control.topology import squeeze_domain
-from anatomica.metrics.betti import betti_numbers
+from anatomica.homology import betti_numbers
 
 PAPER_SCALE = {"mass": 1e5, "centroid": 1e4, "covariance": 1e5}
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
-from anatomica.data.io import LabelMap
-from anatomica.metrics.betti import betti_numbers
+from anatomica.io.nifti import LabelMap
+from anatomica.homology import betti_numbers
 
 
 def world_moments(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,3 +93,18 @@ def summarize(files: list[dict], topology: dict[str, list[bool]] | None = None) 
 def _mode(items: list[tuple]) -> list[int]:
     values, counts = np.unique(np.asarray(items), axis=0, return_counts=True)
     return [int(v) for v in values[counts.argmax()]]
+
+
+@torch.no_grad()
+def label_volume_stats(data_labels: torch.Tensor, label_table: dict[str, int], voxel_ml: float) -> dict:
+    """Per-label volume (mL) mean/sd and presence share, plus the share of cases with every label present."""
+    counts = {name: (data_labels == v).flatten(1).sum(1).double() * voxel_ml for name, v in label_table.items()}
+    present = torch.stack([c > 0 for c in counts.values()], dim=1)
+    return {
+        "n": int(data_labels.shape[0]),
+        "all_labels_present": float(present.all(1).double().mean()),
+        "labels": {
+            name: {"mean_ml": float(c.mean()), "sd_ml": float(c.std()) if len(c) > 1 else 0.0, "present": float((c > 0).double().mean())}
+            for name, c in counts.items()
+        },
+    }

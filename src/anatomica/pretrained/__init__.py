@@ -1,7 +1,7 @@
 """Models that ship inside the package, so the demo and first experiments need no training and no download.
 
-``heart32``: autoencoder + EDM latent diffusion trained on 32³ heart phantoms (see docs/models.md for the
-training command, the logs and the reconstruction Dice of both decoders).
+Each is a run folder (config.json + safetensors) addressable by name wherever ``--model`` is taken
+(``anatomica models`` lists them; docs/pretrained.md says how each was trained and what it measures).
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ from anatomica.errors import AnatomicaError
 ROOT = Path(__file__).parent
 
 
+def packaged_models() -> list[str]:
+    """Names of the packaged model runs."""
+    return sorted(p.name for p in ROOT.iterdir() if (p / "config.json").is_file() and (p / "model.safetensors").is_file())
+
+
 def pretrained_path(name: str = "heart32") -> Path:
     """Folder of a packaged model run, usable wherever a ``--model RUN`` is expected."""
-    path = ROOT / name
-    if not (path / "config.json").is_file():
-        available = sorted(p.name for p in ROOT.iterdir() if (p / "config.json").is_file())
-        raise AnatomicaError(f"no packaged model {name!r} (available: {', '.join(available) or 'none'})")
-    return path
+    if name not in packaged_models():
+        raise AnatomicaError(f"no packaged model {name!r} (available: {', '.join(packaged_models()) or 'none'})")
+    return ROOT / name

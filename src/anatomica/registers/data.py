@@ -21,16 +21,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from anatomica.data.io import (
-    as_label_array,
-    is_nifti,
-    load_volume,
-    read_label_table,
-    save_label_map,
-    save_volume,
-    write_dataset_json,
-    LabelMap,
-)
+from anatomica.io.nifti import as_label_array, is_nifti, load_volume, save_label_map, save_volume, LabelMap
+from anatomica.io.dataset import read_label_table, write_dataset_json
 from anatomica.errors import AnatomicaError
 
 MNI152_LABELS = {"csf": 1, "grey_matter": 2, "white_matter": 3}
@@ -118,7 +110,8 @@ def render_ct(label: np.ndarray, labels: dict[str, int], rng: np.random.Generato
 
 def phantom_volumes(folder: str | Path, seed: int) -> tuple[list[Volume], dict[str, int]]:
     """CT-like renders of every label map of a phantom dataset folder (same seed, same images)."""
-    from anatomica.data.io import list_label_files, load_label_map
+    from anatomica.io.dataset import list_label_files
+    from anatomica.io.nifti import load_label_map
 
     files = list_label_files(folder)
     out: list[Volume] = []

@@ -14,7 +14,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from anatomica.diffusion.edm import karras_sigmas
-from anatomica.diffusion.sampling import initial_noise, sample_euler, sample_heun
+from anatomica.diffusion.noise import initial_noise
+from anatomica.diffusion.sampling import SAMPLERS
 from anatomica.errors import AnatomicaError
 from anatomica.registers.train import TrainedModel
 
@@ -55,9 +56,9 @@ def sample(
         raise AnatomicaError(f"n, steps and batch must be >= 1, got {n}, {steps}, {batch}")
     if registers is not None and not model.has_registers:
         raise AnatomicaError("cannot pass registers to the baseline model (it has none)")
-    step_fn = {"heun": sample_heun, "euler": sample_euler}.get(sampler)
+    step_fn = SAMPLERS.get(sampler)
     if step_fn is None:
-        raise AnatomicaError(f"unknown sampler {sampler!r} (choose heun or euler)")
+        raise AnatomicaError(f"unknown sampler {sampler!r} (choose {' or '.join(SAMPLERS)})")
     sigmas = karras_sigmas(steps, sigma_max=SIGMA_MAX)
     noise = initial_noise((n, *model.config.latent_shape), SIGMA_MAX, seed)
     kwargs = {"registers": registers} if model.has_registers else {}

@@ -17,7 +17,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from anatomica.errors import AnatomicaError
-from anatomica.nn.checkpoint import load_module_state, load_weights, save_weights
+from anatomica.io.checkpoint import load_module_state, load_weights, save_weights
 
 KIND = "segmenter"
 

@@ -27,8 +27,8 @@ from tqdm.auto import tqdm
 
 from anatomica.diffusion.edm import EDMPrecond, edm_loss
 from anatomica.errors import AnatomicaError
-from anatomica.nn.checkpoint import load_module_state, load_weights, save_weights
-from anatomica.nn.registers import RegisterConfig, RegisterUNet, count_parameters, grounding_loss
+from anatomica.io.checkpoint import load_module_state, load_weights, save_weights
+from anatomica.registers.network import RegisterConfig, RegisterUNet, count_parameters, grounding_loss
 from anatomica.nn.unet import DenoiserUNet, UNetConfig
 from anatomica.registers.autoencoder import Codec, load_codec
 from anatomica.registers.schedule import DualObjectiveSchedule

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from anatomica.data.datasets import LabelDataset
-from anatomica.data.io import write_json
+from anatomica.io.files import write_json
 from anatomica.errors import AnatomicaError
-from anatomica.nn.checkpoint import FORMAT_VERSION, load_tree
+from anatomica.io.checkpoint import FORMAT_VERSION, load_tree
 from anatomica.training.trainer import CHECKPOINT_DIR, is_main_process, last_checkpoint, trim_csv_log
 
 RUN_ARTEFACTS = ("config.json", "model.safetensors", "autoencoder.safetensors", "metrics.json", CHECKPOINT_DIR, "logs")

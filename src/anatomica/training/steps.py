@@ -12,10 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from anatomica.diffusion.noise import derive_seed
 
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed mixed from integers (NumPy SeedSequence), for independent streams per step, rank, sample."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+EPOCH_ORDER_SALT = 7919  # the per-epoch case permutation's stream
 
 
 def step_generator(seed: int, step: int, rank: int = 0, stream: int = 0) -> torch.Generator:
@@ -31,7 +30,7 @@ def step_batch_indices(n: int, batch_size: int, step: int, seed: int, rank: int 
     """Case indices of this process's batch at ``step`` (drop-last epochs; cases repeat if n < global batch)."""
     spe = steps_per_epoch(n, batch_size, world)
     epoch, within = divmod(step, spe)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, epoch, 7919)))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, epoch, EPOCH_ORDER_SALT)))
     global_batch = batch_size * world
     start = within * global_batch + rank * batch_size
     pos = torch.arange(start, start + batch_size) % n

@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.strategies import DDPStrategy
 
-from anatomica.nn.checkpoint import SafetensorsCheckpointIO
+from anatomica.training.checkpoint_io import SafetensorsCheckpointIO
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.safetensors"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from anatomica.data.io import LabelMap
+from anatomica.io.nifti import LabelMap
 from anatomica.data.phantoms.shapes import (
     CUBE,
     dilate26,

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from anatomica.data.io import save_label_map, write_dataset_json
+from anatomica.io.nifti import save_label_map
+from anatomica.io.dataset import write_dataset_json
 from anatomica.data.phantoms.system import PhantomSystem, check_size
 from anatomica.errors import AnatomicaError
 

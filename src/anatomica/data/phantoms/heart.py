@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from anatomica.data.io import LabelMap
+from anatomica.io.nifti import LabelMap
 from anatomica.data.phantoms.shapes import (
     dilate26,
     dot,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from anatomica.data.io import LabelMap
+from anatomica.io.nifti import LabelMap
 from anatomica.errors import AnatomicaError
 
 MIN_SIZE = 32

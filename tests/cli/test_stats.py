@@ -3,7 +3,8 @@ import json
 import numpy as np
 from helpers import ball, oblique_affine, run_cli
 
-from anatomica.data.io import LabelMap, save_label_map, write_dataset_json
+from anatomica.io.nifti import LabelMap, save_label_map
+from anatomica.io.dataset import write_dataset_json
 from anatomica.data.phantoms import generate_dataset
 
 

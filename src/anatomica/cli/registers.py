@@ -12,7 +12,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from anatomica.cli import app
 from anatomica.errors import AnatomicaError
 
 registers_app = typer.Typer(
@@ -25,7 +24,6 @@ registers_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-app.add_typer(registers_app, name="registers")
 
 
 def _fresh_dir(path: Path, overwrite: bool) -> Path:
@@ -211,7 +209,7 @@ def train_cmd(
     Loss: EDM + w(step)·(Dice+CE of the seg head + γ·grounding), w = start·λ → end·λ (see --warm-steps).
     Example: anatomica registers train --data runs/registers/mni152 --autoencoder runs/registers/ae --out runs/registers/reg --steps 1200
     """
-    from anatomica.nn.registers import RegisterConfig
+    from anatomica.registers.network import RegisterConfig
     from anatomica.nn.unet import UNetConfig
     from anatomica.registers.autoencoder import Codec, load_codec
     from anatomica.registers.data import augment, prepare

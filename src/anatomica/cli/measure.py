@@ -14,16 +14,16 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
-from anatomica.cli import app
 from anatomica.control.domain import ControlDomain
 from anatomica.control.moments import decompose, mass_unit, moments, to_world
 from anatomica.control.potential import DomainTask, Task
 from anatomica.control.spec import load_task, resolve_task
 from anatomica.control.topology import squeeze_domain
 from anatomica.coords import normalized_to_world
-from anatomica.data.io import load_label_map, read_label_table
+from anatomica.io.nifti import load_label_map
+from anatomica.io.dataset import read_label_table
 from anatomica.errors import AnatomicaError
-from anatomica.metrics.betti import betti_numbers
+from anatomica.homology import betti_numbers
 
 KINDS = {0: "point", 1: "line", 2: "plane", 3: "volume"}
 
@@ -75,7 +75,6 @@ def describe_domain(d: DomainTask, S: torch.Tensor, task: Task, terms: dict[str,
     }
 
 
-@app.command("measure")
 def measure(
     seg: Path = typer.Argument(..., help="Label map to measure (.nii/.nii.gz, integer labels)."),
     task_path: str = typer.Option(..., "--task", help="Task YAML file (schema: docs/tasks.md) or the name of a packaged task."),

@@ -16,7 +16,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from anatomica.cli import app
 from anatomica.errors import AnatomicaError
 
 
@@ -32,7 +31,6 @@ def _run(args: list[str], done: Path | None = None) -> None:
         raise AnatomicaError(f"demo step failed (exit {code}): {shown}")
 
 
-@app.command("demo")
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", help="Folder for everything the demo writes; re-running reuses finished steps."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same result)."),

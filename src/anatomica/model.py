@@ -1,4 +1,4 @@
-"""Load a trained latent diffusion run for sampling and guidance: ``load_model(run_dir) -> ModelBundle``.
+"""The inference bundle: ``load_model(name or run folder) -> ModelBundle`` (no Lightning, no training code).
 
 Everything the guided sampler needs sits in the bundle: the autoencoder (both decoders), the EMA
 denoiser ``D(z, sigma)`` in *normalized* latent space, the latent normalization, the latent shape, the
@@ -11,7 +11,7 @@ Normalized latent ``z_n = (z − shift)·scale``; the decoders take raw ``z``: u
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,15 +20,11 @@ import torch
 from torch import Tensor
 
 from anatomica.diffusion.edm import EDMPrecond, karras_sigmas
-from anatomica.diffusion.sampling import initial_noise, sample_euler, sample_heun
 from anatomica.errors import AnatomicaError
 from anatomica.nn.autoencoder import Autoencoder, AutoencoderConfig
-from anatomica.nn.checkpoint import load_module_state, load_tensors, load_weights
+from anatomica.io.checkpoint import load_module_state, load_tensors, load_weights
 from anatomica.nn.unet import DenoiserUNet, UNetConfig
-from anatomica.training.steps import derive_seed
-
-SAMPLERS = {"heun": sample_heun, "euler": sample_euler}
-
+from anatomica.diffusion.noise import sample_noise
 
 def _config_error(folder: Path, e: Exception) -> AnatomicaError:
     return AnatomicaError(f"{folder}/config.json: invalid model configuration ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
@@ -91,19 +87,32 @@ class ModelBundle:
 
     def initial_noise(self, n: int, seed: int, start: int = 0) -> Tensor:
         """(n, *latent_shape) noise at σ_max; sample i depends only on (seed, start + i)."""
-        return torch.cat([initial_noise((1, *self.latent_shape), self.sigma_max, derive_seed(seed, start + i, 104729)) for i in range(n)])
+        return self.noise(range(start, start + n), seed)
 
-    @torch.no_grad()
-    def sample(self, n: int, steps: int, seed: int, sampler: str = "heun", denoiser: Callable | None = None, callback=None) -> Tensor:
-        """Unguided (or, with a wrapped ``denoiser``, guided) normalized latents (n, *latent_shape)."""
-        if sampler not in SAMPLERS:
-            raise AnatomicaError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
-        return SAMPLERS[sampler](denoiser or self.denoiser, self.initial_noise(n, seed), self.sigmas(steps), callback=callback)
+    def noise(self, indices: Sequence[int], seed: int) -> Tensor:
+        """Noise at σ_max for samples ``indices``; sample i depends only on (seed, i)."""
+        return sample_noise(self.latent_shape, self.sigma_max, seed, indices)
 
 
-def load_model(run_dir: str | Path) -> ModelBundle:
-    """A trained latent diffusion run (``anatomica train diffusion``), validated, in eval mode without grads."""
-    run_dir = Path(run_dir)
+def resolve_model(model: str | Path) -> Path:
+    """``--model``: a run folder, or the name of a model that ships in the package (``anatomica models``)."""
+    path = Path(model)
+    if path.is_dir():
+        return path
+    from anatomica.pretrained import packaged_models, pretrained_path
+
+    if str(model) in packaged_models():
+        return pretrained_path(str(model))
+    if path.exists():
+        raise AnatomicaError(f"{path}: not a model run folder")
+    names = ", ".join(packaged_models()) or "none"
+    raise AnatomicaError(f"{model}: no such run folder, nor a packaged model (packaged: {names})")
+
+
+def load_model(model: str | Path) -> ModelBundle:
+    """A trained latent diffusion run (``anatomica train diffusion``) or a packaged model by name, validated, in
+    eval mode without grads."""
+    run_dir = resolve_model(model)
     state, config = load_weights(run_dir, kind="latent_diffusion")
     try:
         m = config["model"]
@@ -142,3 +151,30 @@ def load_model(run_dir: str | Path) -> ModelBundle:
         config=config,
     )
 
+
+
+def model_card(name: str) -> dict:
+    """What ``anatomica models`` shows of a packaged model: anatomy, grid, labels, recorded quality."""
+    from anatomica.io.checkpoint import read_config
+    from anatomica.pretrained import pretrained_path
+
+    folder = pretrained_path(name)
+    config = read_config(folder, "latent_diffusion")
+    data = config["data"]
+    affine = np.asarray(data["affine"], dtype=np.float64)
+    metrics = folder / "autoencoder_metrics.json"
+    dice = None
+    if metrics.is_file():
+        import json
+
+        dice = json.loads(metrics.read_text()).get("mean_foreground_dice")
+    return {
+        "name": name,
+        "anatomy": config.get("anatomy") or name.rstrip("0123456789"),
+        "shape": [int(v) for v in data["shape"]],
+        "spacing_mm": [round(float(v), 4) for v in np.linalg.norm(affine[:3, :3], axis=0)],
+        "labels": list(data["labels"]),
+        "reconstruction_dice": dice,
+        "diffusion_steps": int(config["train"]["steps"]),
+        "path": str(folder),
+    }

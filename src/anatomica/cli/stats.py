@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
-from anatomica.cli import app
-from anatomica.data.io import list_label_files, load_label_map, read_label_table
+from anatomica.io.dataset import list_label_files, read_label_table
+from anatomica.io.nifti import load_label_map
 from anatomica.errors import AnatomicaError
 from anatomica.metrics.label_stats import label_statistics, summarize, union_has_betti
 
@@ -29,7 +29,6 @@ def _system_checks(folder: Path | None, labels: dict[str, int]) -> list:
     return list(SYSTEMS[system].topology_checks) if system else []
 
 
-@app.command("stats")
 def stats(
     path: Path = typer.Argument(..., help="A label map (.nii/.nii.gz) or a dataset folder (labelsTr/ + dataset.json, or a folder of label maps)."),
     labels: Path | None = typer.Option(None, "--labels", help="JSON label table ({name: value} or a dataset.json); default: the dataset.json next to the files, else label_<value>."),

@@ -1,4 +1,4 @@
-"""Label maps on disk: NIfTI reading with validation, atomic writing, label tables and dataset folders.
+"""Label maps on disk: NIfTI reading with validation and atomic writing (label tables: ``io.dataset``).
 
 A :class:`LabelMap` carries its affine and label table with the array, so geometry never gets lost
 between reading, processing and writing (TorchIO's idea).
@@ -7,9 +7,6 @@ between reading, processing and writing (TorchIO's idea).
 from __future__ import annotations
 
 import gzip
-import json
-import os
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +15,7 @@ import nibabel as nib
 import numpy as np
 
 from anatomica.errors import AnatomicaError
+from anatomica.io.files import atomic_write
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
@@ -141,23 +139,10 @@ def load_label_map(path: str | Path, labels: dict[str, int] | None = None) -> La
     data, affine = load_volume(path)
     array = as_label_array(data, str(path))
     if labels is None:
+        from anatomica.io.dataset import find_dataset_labels  # io.dataset builds on this module
+
         labels = find_dataset_labels(path)
     return LabelMap(array, affine, dict(labels or {}))
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_label_map(label_map: LabelMap, path: str | Path, overwrite: bool = False) -> Path:
@@ -171,7 +156,7 @@ def save_label_map(label_map: LabelMap, path: str | Path, overwrite: bool = Fals
     img.header.set_xyzt_units("mm")
     img.set_qform(label_map.affine, code=1)
     img.set_sform(label_map.affine, code=1)
-    _atomic_write(path, lambda tmp: nib.save(img, tmp))
+    atomic_write(path, lambda tmp: nib.save(img, tmp))
     return path
 
 
@@ -182,77 +167,5 @@ def save_volume(array: np.ndarray, affine: np.ndarray, path: str | Path, overwri
         raise AnatomicaError(f"{path}: exists (pass --overwrite to replace it)")
     img = nib.Nifti1Image(np.asarray(array, dtype=np.float32), affine)
     img.header.set_xyzt_units("mm")
-    _atomic_write(path, lambda tmp: nib.save(img, tmp))
+    atomic_write(path, lambda tmp: nib.save(img, tmp))
     return path
-
-
-def write_json(obj, path: str | Path) -> Path:
-    path = Path(path)
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2) + "\n"))
-    return path
-
-
-# --- label tables and dataset folders (Medical Segmentation Decathlon / nnU-Net v2 layout) -----------
-
-
-def read_label_table(path: str | Path) -> dict[str, int]:
-    """Labels from a dataset.json (nnU-Net v2 ``{name: value}`` or MSD ``{"value": name}``) or a plain JSON table."""
-    path = _check_path(Path(path))
-    try:
-        meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AnatomicaError(f"{path}: not valid JSON ({_first_line(e)})") from None
-    table = meta.get("labels", meta) if isinstance(meta, dict) else None
-    if not isinstance(table, dict):
-        raise AnatomicaError(f"{path}: no label table (expected a 'labels' object)")
-    out: dict[str, int] = {}
-    for k, v in table.items():
-        if isinstance(v, int) and not isinstance(v, bool):  # nnU-Net v2: name -> value
-            name, value = k, v
-        elif isinstance(v, str) and k.lstrip("-").isdigit():  # MSD: "value" -> name
-            name, value = v, int(k)
-        else:
-            raise AnatomicaError(f"{path}: label entry {k!r}: {v!r} is neither name->int nor 'int'->name")
-        if value < 0:
-            raise AnatomicaError(f"{path}: label {name!r} has negative value {value}")
-        out[name] = value
-    out.pop("background", None)
-    return {n: v for n, v in out.items() if v != 0}
-
-
-def find_dataset_labels(path: Path) -> dict[str, int] | None:
-    """The label table of the dataset.json next to ``labelsTr/`` holding ``path``, if any."""
-    for folder in (path.parent, path.parent.parent):
-        candidate = folder / "dataset.json"
-        if candidate.is_file():
-            return read_label_table(candidate)
-    return None
-
-
-def list_label_files(folder: str | Path) -> list[Path]:
-    """NIfTI files of a dataset folder: ``labelsTr/`` when present, else the folder itself, sorted."""
-    folder = _check_path(Path(folder))
-    if not folder.is_dir():
-        raise AnatomicaError(f"{folder}: not a folder")
-    sub = folder / "labelsTr"
-    search = sub if sub.is_dir() else folder
-    files = sorted(p for p in search.iterdir() if p.is_file() and is_nifti(p) and not p.name.startswith("."))
-    if not files:
-        raise AnatomicaError(f"{folder}: no .nii or .nii.gz label maps found")
-    return files
-
-
-def write_dataset_json(folder: str | Path, name: str, labels: dict[str, int], cases: list[str], extra: dict | None = None) -> Path:
-    """dataset.json in the nnU-Net v2 style, with the MSD ``training`` file list."""
-    folder = Path(folder)
-    meta = {
-        "name": name,
-        "channel_names": {"0": "label"},
-        "labels": {"background": 0, **labels},
-        "numTraining": len(cases),
-        "file_ending": ".nii.gz",
-        "training": [{"label": f"./labelsTr/{c}.nii.gz"} for c in cases],
-    }
-    if extra:
-        meta.update(extra)
-    return write_json(meta, folder / "dataset.json")

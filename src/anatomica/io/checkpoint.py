@@ -7,7 +7,7 @@ Three pieces:
   weights are (``kind``) and how to rebuild the module; ``load_module_state`` checks keys and shapes.
 - ``flatten_tree`` / ``save_tree`` / ``load_tree``: any nest of dicts (int or str keys), lists, tuples,
   tensors, numbers and strings (an optimizer state, a Lightning checkpoint) as tensors + a JSON skeleton;
-  :class:`SafetensorsCheckpointIO` plugs that into Lightning so resume state never goes through pickle.
+  ``training.checkpoint_io`` plugs that into Lightning so resume state never goes through pickle.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from anatomica.errors import AnatomicaError
+from anatomica.io.files import write_json
 
 FORMAT = "anatomica"
 FORMAT_VERSION = 1
@@ -107,8 +107,6 @@ def save_weights(folder: str | Path, module_or_state, config: dict, kind: str, n
     folder = Path(folder)
     state = module_or_state.state_dict() if isinstance(module_or_state, torch.nn.Module) else dict(module_or_state)
     save_tensors(folder / f"{name}.safetensors", state, {"kind": kind})
-    from anatomica.data.io import write_json
-
     write_json({"kind": kind, "format_version": FORMAT_VERSION, **config}, folder / "config.json")
     return folder
 
@@ -235,16 +233,3 @@ def load_tree(path: str | Path) -> Any:
     if "tree" not in meta:
         raise AnatomicaError(f"{path}: not a training-state checkpoint (holds plain weights)")
     return unflatten_tree(tensors, meta["tree"])
-
-
-class SafetensorsCheckpointIO(CheckpointIO):
-    """Lightning checkpoint I/O through :func:`save_tree` / :func:`load_tree`: atomic, checksummed, pickle-free."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
-        save_tree(path, checkpoint)
-
-    def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None) -> dict[str, Any]:
-        return load_tree(path)
-
-    def remove_checkpoint(self, path) -> None:
-        Path(path).unlink(missing_ok=True)

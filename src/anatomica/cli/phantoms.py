@@ -7,10 +7,8 @@ from pathlib import Path
 
 import typer
 
-from anatomica.cli import app
 
 
-@app.command("phantoms")
 def phantoms(
     system: str = typer.Option("heart", "--system", help="Anatomical system: heart, aorta, spine or coronary."),
     n: int = typer.Option(20, "--n", help="Number of cases."),

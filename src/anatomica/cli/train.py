@@ -7,7 +7,6 @@ from pathlib import Path
 import torch
 import typer
 
-from anatomica.cli import app
 from anatomica.errors import AnatomicaError
 
 train_app = typer.Typer(
@@ -19,7 +18,6 @@ train_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-app.add_typer(train_app, name="train")
 
 
 def _ints(text: str, what: str) -> tuple[int, ...]:
@@ -87,7 +85,7 @@ def autoencoder(
     Example: anatomica train autoencoder --data runs/data/heart32 --out runs/heart32/ae --steps 2000 --seed 0
     """
     from anatomica.nn.autoencoder import AutoencoderConfig
-    from anatomica.train import train_autoencoder
+    from anatomica.training.fit import train_autoencoder
     from anatomica.training.autoencoder import AutoencoderTrainConfig
 
     _common(threads, devices, accelerator, nodes)
@@ -135,7 +133,7 @@ def diffusion(
     Example: anatomica train diffusion --autoencoder runs/heart32/ae --out runs/heart32/ldm --steps 4000 --seed 0
     """
     from anatomica.nn.unet import UNetConfig
-    from anatomica.train import train_diffusion
+    from anatomica.training.fit import train_diffusion
     from anatomica.training.diffusion import DiffusionTrainConfig
 
     _common(threads, devices, accelerator, nodes)
