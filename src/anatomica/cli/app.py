@@ -37,16 +37,35 @@ def build_app() -> typer.Typer:
 
 
 def main() -> None:
-    """Console entry point: typer reports usage errors itself (exit 2); expected failures become one clean line."""
-    app = build_app()
+    """Console entry point: every expected failure — usage errors included — becomes one ``error:`` line, exit 2;
+    Ctrl-C one line saying what was kept, exit 130."""
+    import typer.main
+    from typer import Abort
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+    from anatomica.io.output import interrupt_note
+
+    command = typer.main.get_command(build_app())
     try:
-        app()
+        code = command.main(standalone_mode=False)
+    except NoArgsIsHelpError:  # typer has printed the help already
+        code = 0
+    except UsageError as e:
+        hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+        _fail(f"{e.format_message()}{hint}")
+    except ClickException as e:
+        _fail(e.format_message())
     except AnatomicaError as e:
-        typer.secho(f"error: {e}", fg="red", err=True)
-        sys.exit(2)
+        _fail(str(e))
     except FileNotFoundError as e:
-        typer.secho(f"error: {e.filename or e}: no such file or folder", fg="red", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        typer.secho("interrupted", err=True)
-        sys.exit(130)
+        _fail(f"{e.filename or e}: no such file or folder")
+    except (KeyboardInterrupt, Abort):
+        code = 130
+    if code == 130:
+        typer.secho(f"interrupted; {interrupt_note()}", err=True)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {' '.join(message.split())}", fg="red", err=True)
+    sys.exit(2)

@@ -238,6 +238,9 @@ class SamplingRun:
     overwrite: bool = False
     progress: bool = True
     record_unguided: bool = True
+    # More files for the finished run, written into the staged folder before it is swapped in:
+    # extras(folder, summary); e.g. meshes, viewer files, report.html.
+    extras: Callable[[Path, dict], None] | None = None
 
     def check(self) -> SamplingRun:
         if self.n < 1 or self.batch_size < 1:
@@ -326,6 +329,8 @@ def run_sampling(run: SamplingRun) -> dict:
             summary = {"task": spec.name, "model": model_path, "seed": run.seed, "references": [str(p) for p in ref_paths],
                        "guidance": cfg, "threads": torch.get_num_threads(), **summarize(reports)}
         write_json(summary, out / "summary.json")
+        if run.extras is not None:
+            run.extras(out, summary)
     return summary
 
 

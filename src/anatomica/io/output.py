@@ -20,6 +20,16 @@ from anatomica.errors import AnatomicaError
 
 STAGE_PREFIX = ".tmp-"
 OLD_PREFIX = ".old-"
+_INTERRUPT_NOTE = ["nothing was written"]
+
+
+def set_interrupt_note(text: str) -> None:
+    """What the command line says was kept if the user presses Ctrl-C from now on."""
+    _INTERRUPT_NOTE[0] = text
+
+
+def interrupt_note() -> str:
+    return _INTERRUPT_NOTE[0]
 
 
 def umask_mode(base: int) -> int:
@@ -78,6 +88,8 @@ def staged_output(out: Path, overwrite: bool, hint: str = "pass --overwrite to r
     remove_stale(out)
     stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{out.name}-", dir=out.parent))
     os.chmod(stage, umask_mode(0o777))
+    kept = f"{out} is as it was" if out.exists() else f"nothing written to {out}"
+    set_interrupt_note(kept)
     try:
         yield stage
     except BaseException:
