@@ -36,8 +36,8 @@ from anatomica.control.spec import load_task
 from anatomica.io.nifti import LabelMap, save_label_map
 from anatomica.data.phantoms import heart
 from anatomica.guided.parsers import make_parsing
-from anatomica.guided.report import write_mosaic
-from anatomica.guided.run import GuidanceConfig, guided_batch, resolve_per_reference
+from anatomica.guided.figures import write_domain_mosaic
+from anatomica.guided.run import GuidanceConfig, guided_batch, prior_latents, resolve_per_reference
 from anatomica.metrics.fmd import feature_matrix, feature_names, fmd_from_features, standardize
 from anatomica.metrics.geometry import betti_accuracy, task_errors
 from anatomica.metrics.nna import one_nna_label_maps
@@ -157,7 +157,7 @@ def profile_step(bundle, task, parsing: str, resolution: str | None, batch: int 
 
 def agreement(bundle, task, n: int, seed: int) -> dict:
     """V against L-local/low mass fraction of the same (unguided) latents: how closely the two parsings agree."""
-    z = bundle.sample(n, steps=10, seed=seed)
+    z = prior_latents(bundle, range(n), seed, steps=10)
     with torch.no_grad():
         (sv,) = make_parsing(bundle, task, "v")(z)
         (sl,) = make_parsing(bundle, task, "l-local", "low")(z)
@@ -308,7 +308,7 @@ def main(argv=None) -> int:
                 figure[name] = [r["labels"] for r in out["rows"][:6]]
             if args.mosaics:
                 slug = name.replace(" ", "_").replace("/", "-").replace("(", "").replace(")", "")
-                write_mosaic([r["labels"] for r in out["rows"][:4]], tasks * 4, args.out / "mosaics" / f"{spec.name}__{slug}.png", bundle.num_classes,
+                write_domain_mosaic([r["labels"] for r in out["rows"][:4]], tasks * 4, args.out / "mosaics" / f"{spec.name}__{slug}.png", bundle.num_classes,
                              titles=[f"{name}, sample {i}" for i in range(4)], max_cases=4)
             print(f"[{spec.name}] {name}: {json.dumps({k: v for k, v in s.items() if k != 'guidance'})} ({time.perf_counter() - t0:.0f} s)", flush=True)
         projection_figure(figure, values, args.out / f"{spec.name}_projections.png")

@@ -7,7 +7,7 @@ from anatomica.control.spec import load_task, parse_task, resolve_task
 from anatomica.io.dataset import list_label_files
 from anatomica.io.nifti import load_label_map
 from anatomica.errors import AnatomicaError
-from anatomica.guided.run import DEFAULT_SCALE, GuidanceConfig, guided_batch, parse_sigma_window, schedule
+from anatomica.guided.run import DEFAULT_SCALE, GuidanceConfig, guided_batch, parse_sigma_window, prior_latents, schedule
 from anatomica.model import load_model
 
 SAMPLES = [0, 1, 2, 3]
@@ -42,7 +42,7 @@ def test_guidance_lowers_the_potential_from_the_same_noise(setup, kind, parsing,
 def test_unguided_run_is_the_plain_sampler_and_guided_run_starts_from_the_same_noise(setup):
     bundle, tasks = setup
     cfg = GuidanceConfig(parsing="l-local", steps=5, scale=0.0)
-    plain = bundle.sample(len(SAMPLES), steps=5, seed=3)
+    plain = prior_latents(bundle, SAMPLES, 3, steps=5)
     unguided = guided_batch(bundle, tasks["geometric"], SAMPLES, 3, cfg)
     torch.testing.assert_close(torch.stack([r.latent for r in unguided]), plain)
     # sample i depends on (seed, i) only: a batch of one reproduces sample 2 of the batch

@@ -160,14 +160,21 @@ def guided_batch(bundle, task: Task, indices: Sequence[int], seed: int, config: 
     return out
 
 
+@torch.no_grad()
+def prior_latents(bundle, indices: Sequence[int], seed: int, steps: int, sampler: str = "heun",
+                  on_step: Callable[[], None] | None = None) -> Tensor:
+    """Unguided normalized latents (len(indices), *latent_shape) from the noise of (seed, i) each: the prior."""
+    return SAMPLERS[sampler](bundle.denoiser, bundle.noise(indices, seed), bundle.sigmas(steps),
+                             callback=(lambda info: on_step()) if on_step else None)
+
+
 def unguided_batch(bundle, indices: Sequence[int], seed: int, config: GuidanceConfig,
                    on_step: Callable[[], None] | None = None) -> list[SampleResult]:
-    """Sample ``indices`` (noise of (seed, i) each) with the plain denoiser: the prior, no potential."""
-    noise = bundle.noise(indices, seed)
+    """Sample and decode ``indices`` with the plain denoiser: no potential, no reports."""
     t0 = time.perf_counter()
+    z = prior_latents(bundle, indices, seed, config.steps, config.sampler, on_step)
+    t1 = time.perf_counter()
     with torch.no_grad():
-        z = SAMPLERS[config.sampler](bundle.denoiser, noise, bundle.sigmas(config.steps), callback=(lambda info: on_step()) if on_step else None)
-        t1 = time.perf_counter()
         labels = decode_labels(bundle, z, config.output_decoder)
     t2 = time.perf_counter()
     return [SampleResult(index=int(i), latent=z[b].detach().clone(), labels=labels[b], seconds=(t1 - t0) / len(indices),

@@ -25,6 +25,7 @@ from monai.losses import DiceCELoss
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from anatomica.diffusion.ema import ema_decay_at, ema_update
 from anatomica.diffusion.edm import EDMPrecond, edm_loss
 from anatomica.errors import AnatomicaError
 from anatomica.io.checkpoint import load_module_state, load_weights, save_weights
@@ -103,14 +104,6 @@ class TrainedModel:
         return self.config.registers is not None
 
 
-def _ema_update(ema: nn.Module, net: nn.Module, decay: float) -> None:
-    with torch.no_grad():
-        for pe, p in zip(ema.parameters(), net.parameters()):
-            pe.lerp_(p, 1.0 - decay)
-        for be, b in zip(ema.buffers(), net.buffers()):
-            be.copy_(b)
-
-
 def train_ldm(
     latents: Tensor,
     masks: Tensor,
@@ -167,7 +160,7 @@ def train_ldm(
         loss.backward()
         opt.step()
         # EMA warm-up (decay grows with the step) so short runs are not dominated by the initial weights
-        _ema_update(ema, net, min(ema_decay, (1.0 + step) / (10.0 + step)))
+        ema_update(ema, net, ema_decay_at(step, ema_decay))
         log.append(row)
         if step % 10 == 0:
             bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k != "step"})

@@ -9,6 +9,7 @@ import lightning as L
 import torch
 
 from anatomica.data.datasets import LabelDataset
+from anatomica.diffusion.ema import ema_decay_at, ema_update
 from anatomica.diffusion.edm import EDMPrecond, edm_loss
 from anatomica.nn.autoencoder import Autoencoder
 from anatomica.nn.unet import DenoiserUNet, UNetConfig
@@ -46,11 +47,6 @@ def latent_normalization(latents: torch.Tensor) -> tuple[list[float], float]:
     return [float(s) for s in shift], scale
 
 
-def ema_decay_at(step: int, decay: float) -> float:
-    """EMA decay with warm-up, min(decay, (1+t)/(10+t)), so early averages are not dominated by the initial weights."""
-    return min(decay, (1.0 + step) / (10.0 + step))
-
-
 class DiffusionTask(L.LightningModule):
     """``self.denoiser`` is trained; ``self.ema`` holds its exponential moving average (saved in checkpoints)."""
 
@@ -81,11 +77,7 @@ class DiffusionTask(L.LightningModule):
 
     @torch.no_grad()
     def update_ema(self) -> None:
-        d = ema_decay_at(self.global_step, self.tc.ema_decay)
-        for e, p in zip(self.ema.parameters(), self.denoiser.parameters()):
-            e.lerp_(p, 1.0 - d)
-        for e, b in zip(self.ema.buffers(), self.denoiser.buffers()):
-            e.copy_(b)
+        ema_update(self.ema, self.denoiser, ema_decay_at(self.global_step, self.tc.ema_decay))
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.denoiser.parameters(), lr=self.tc.lr, weight_decay=0.0)

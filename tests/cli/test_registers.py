@@ -1,4 +1,3 @@
-import importlib
 import json
 import sys
 
@@ -6,7 +5,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-import anatomica.cli as cli
+import anatomica.cli.app as cli
 from anatomica.io.nifti import LabelMap, save_label_map
 from anatomica.io.dataset import write_dataset_json
 
@@ -15,9 +14,6 @@ LABELS = {"heart_myocardium": 1, "aorta": 2}
 
 @pytest.fixture
 def run(monkeypatch, capsys):
-    # only this command module: the test does not depend on other commands being importable
-    monkeypatch.setattr(cli, "_register", lambda: importlib.import_module("anatomica.commands.registers"))
-
     def _run(*args):
         monkeypatch.setattr(sys, "argv", ["anatomica", *map(str, args)])
         code = 0

@@ -1,6 +1,4 @@
-import importlib
 import json
-import pkgutil
 
 import numpy as np
 import pytest
@@ -12,23 +10,6 @@ from anatomica.metrics.label_stats import label_statistics
 
 SHAPE = (20, 23, 26)
 LABELS = {"heart_atrium_left": 1, "heart_atrium_right": 2, "aorta": 3}
-
-
-@pytest.fixture(autouse=True)
-def register_available_commands(monkeypatch):
-    """`measure` plus every other command module that imports: in a shared working tree some may not exist yet."""
-    import anatomica.cli as cli
-    import anatomica.commands as commands
-
-    def register():
-        importlib.import_module("anatomica.commands.measure")
-        for m in pkgutil.iter_modules(commands.__path__):
-            try:
-                importlib.import_module(f"anatomica.commands.{m.name}")
-            except ImportError:
-                pass
-
-    monkeypatch.setattr(cli, "_register", register)
 
 
 @pytest.fixture

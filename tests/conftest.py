@@ -1,4 +1,5 @@
-"""A tiny latent diffusion model trained once per test session (16³ toy label maps, a few seconds on one thread)."""
+"""Shared fixtures: one torch thread per test, and a tiny latent diffusion model trained once per session
+(16³ toy label maps, a few seconds on one thread)."""
 
 from pathlib import Path
 
@@ -10,6 +11,15 @@ from anatomica.io.nifti import LabelMap, save_label_map
 from anatomica.io.dataset import write_dataset_json
 from anatomica.nn.autoencoder import AutoencoderConfig
 from anatomica.nn.unet import UNetConfig
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors run several times faster on one thread than on two oversubscribed ones."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 AFFINE = np.array([[2.0, 0, 0, -16.0], [0, 2.0, 0, 4.0], [0, 0, 2.0, 20.0], [0, 0, 0, 1]])
 LABELS = {"left": 1, "right": 2}
