@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(BIN)/anatomica demo --out $(DEMO)
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest tests
 
 bench: $(STAMP)

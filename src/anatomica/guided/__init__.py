@@ -1,0 +1,1 @@
+"""Sampling, guided or not: the one pipeline (run), parsing modes, reports and figures."""

@@ -1,0 +1,1 @@
+"""Files on disk: atomic writes, output folders, NIfTI label maps, dataset tables, safetensors checkpoints."""
