@@ -126,6 +126,14 @@ def load_model(model: str | Path) -> ModelBundle:
         affine = np.asarray(data["affine"], dtype=np.float64)
         if affine.shape != (4, 4) or shift.shape != (latent_shape[0],):
             raise ValueError("affine must be 4x4 and latent_shift one value per latent channel")
+        numbers = {"latent_scale": scale, "sigma_min": float(s["sigma_min"]), "sigma_max": float(s["sigma_max"]), "rho": float(s["rho"])}
+        if not (np.all(np.isfinite(affine)) and torch.isfinite(shift).all()) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+            raise ValueError("affine and latent_shift must be finite, the affine invertible")
+        for key, v in numbers.items():
+            if not np.isfinite(v) or v <= 0:
+                raise ValueError(f"{key} must be a finite number > 0, got {v}")
+        if numbers["sigma_min"] >= numbers["sigma_max"]:
+            raise ValueError("sampling.sigma_min must be below sigma_max")
     except (KeyError, TypeError, ValueError) as e:
         raise _config_error(run_dir, e) from None
     load_module_state(denoiser, state, str(run_dir / "model.safetensors"))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from anatomica.io.files import json_text
 
 
 def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
@@ -20,7 +21,7 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
 
     cards = [model_card(name) for name in packaged_models()]
     if as_json:
-        typer.echo(json.dumps(cards, indent=2))
+        typer.echo(json_text(cards))
         return
     table = Table(title="packaged models (`--model NAME`)")
     for col in ("name", "anatomy", "grid", "voxel mm", "labels", "Dice conv / field", "prior steps"):

@@ -9,6 +9,8 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from anatomica.io.files import json_text
 from tqdm import tqdm
 
 from anatomica.io.dataset import list_label_files, read_label_table
@@ -62,7 +64,7 @@ def stats(
             topo.setdefault(check.name, []).append(union_has_betti(lm, check.labels, check.betti))
     result = {"files": entries, "summary": summarize(entries, topo)}
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        typer.echo(json_text(result))
     else:
         _print_human(result)
 

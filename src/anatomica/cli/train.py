@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 import typer
 
+from anatomica.cli.options import check_count, check_seed, int_list, set_threads, threads_option
 from anatomica.errors import AnatomicaError
 
 train_app = typer.Typer(
@@ -20,25 +20,13 @@ train_app = typer.Typer(
 )
 
 
-def _ints(text: str, what: str) -> tuple[int, ...]:
-    try:
-        vals = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise AnatomicaError(f"{what}: expected comma-separated integers, got {text!r}") from None
-    if not vals or any(v < 1 for v in vals):
-        raise AnatomicaError(f"{what}: expected positive integers, got {text!r}")
-    return vals
-
-
-def _common(threads: int | None, devices: int, accelerator: str, nodes: int) -> None:
+def _common(threads: int | None, devices: int, accelerator: str, nodes: int, seed: int) -> None:
     if devices < 1 or nodes < 1:
         raise AnatomicaError(f"--devices and --nodes must be >= 1, got {devices} and {nodes}")
     if accelerator not in ("cpu", "gpu", "auto"):
         raise AnatomicaError(f"--accelerator must be cpu, gpu or auto, got {accelerator!r}")
-    if threads is not None:
-        if threads < 1:
-            raise AnatomicaError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
+    check_seed(seed)
+    set_threads(threads)
 
 
 def _done(run: Path, what: str) -> None:
@@ -51,7 +39,6 @@ def _done(run: Path, what: str) -> None:
 DEVICES_HELP = "Processes (CPU) or GPUs per node to train on with DDP; >1 re-launches this command once per extra process (gloo on CPU, NCCL on GPUs)."
 ACCEL_HELP = "cpu, gpu or auto (a GPU when one is available)."
 NODES_HELP = "Machines taking part (multi-node DDP; set MASTER_ADDR, MASTER_PORT, NODE_RANK as for any Lightning job)."
-THREADS_HELP = "Torch CPU threads per process (default: torch's choice)."
 RESUME_HELP = "Continue the run in this folder from checkpoints/last.safetensors (same step, optimizer, EMA, data order); other model options are ignored."
 
 
@@ -74,9 +61,9 @@ def autoencoder(
     devices: int = typer.Option(1, "--devices", help=DEVICES_HELP),
     accelerator: str = typer.Option("auto", "--accelerator", help=ACCEL_HELP),
     nodes: int = typer.Option(1, "--nodes", help=NODES_HELP),
-    threads: int | None = typer.Option(None, "--threads", help=THREADS_HELP),
+    threads: int | None = threads_option(),
     resume: Path | None = typer.Option(None, "--resume", help=RESUME_HELP),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder's contents."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder as a whole; the old run survives until the new one has finished."),
 ) -> None:
     """Train the label-map autoencoder: a KL-regularized 3D conv encoder to a 4-channel latent grid (×4 smaller per
     axis) with a convolutional decoder (full volume) and a neural-field decoder (any point set), both trained with
@@ -88,10 +75,12 @@ def autoencoder(
     from anatomica.training.fit import train_autoencoder
     from anatomica.training.autoencoder import AutoencoderTrainConfig
 
-    _common(threads, devices, accelerator, nodes)
+    _common(threads, devices, accelerator, nodes, seed)
+    check_count(latent_channels, "--latent-channels")
+    check_count(field_features, "--field-features")
     if not 0 <= val_fraction < 1:
         raise AnatomicaError(f"--val-fraction must be in [0, 1), got {val_fraction}")
-    ch = _ints(channels, "--channels")
+    ch = int_list(channels, "--channels")
     groups = 16 if all(c % 16 == 0 for c in ch) else 8
     if any(c % groups for c in ch) or field_features % 8:
         raise AnatomicaError(f"--channels and --field-features must be multiples of 8, got {channels} and {field_features}")
@@ -123,9 +112,9 @@ def diffusion(
     devices: int = typer.Option(1, "--devices", help=DEVICES_HELP),
     accelerator: str = typer.Option("auto", "--accelerator", help=ACCEL_HELP),
     nodes: int = typer.Option(1, "--nodes", help=NODES_HELP),
-    threads: int | None = typer.Option(None, "--threads", help=THREADS_HELP),
+    threads: int | None = threads_option(),
     resume: Path | None = typer.Option(None, "--resume", help=RESUME_HELP),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder's contents."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder as a whole; the old run survives until the new one has finished."),
 ) -> None:
     """Train EDM latent diffusion (Karras et al. 2022: preconditioning, lognormal σ, λ(σ) weighting) with a 3D UNet
     on the autoencoder's latents, normalized to zero mean and unit variance; the saved weights are the EMA.
@@ -136,8 +125,8 @@ def diffusion(
     from anatomica.training.fit import train_diffusion
     from anatomica.training.diffusion import DiffusionTrainConfig
 
-    _common(threads, devices, accelerator, nodes)
-    ch = _ints(unet_channels, "--unet-channels")
+    _common(threads, devices, accelerator, nodes, seed)
+    ch = int_list(unet_channels, "--unet-channels")
     try:
         att = tuple(bool(int(v)) for v in attention.split(","))
     except ValueError:
@@ -146,8 +135,9 @@ def diffusion(
         raise AnatomicaError(f"--attention has {len(att)} entries, --unet-channels {len(ch)}")
     if any(c % 32 for c in ch):
         raise AnatomicaError(f"--unet-channels must be multiples of 32, got {unet_channels}")
-    if not 0 <= ema_decay < 1:
+    if not 0 <= ema_decay < 1:  # also NaN
         raise AnatomicaError(f"--ema-decay must be in [0, 1), got {ema_decay}")
+    check_count(res_blocks, "--res-blocks")
     unet = UNetConfig(channels=ch, attention_levels=att, num_res_blocks=res_blocks)
     tc = DiffusionTrainConfig(steps=4000 if steps is None else steps, batch_size=batch_size, lr=lr, ema_decay=ema_decay, seed=seed, checkpoint_every=checkpoint_every)
     run = train_diffusion(data, autoencoder_run, out, unet=unet, train=tc, devices=devices, accelerator=accelerator, nodes=nodes, overwrite=overwrite, resume=resume, steps=steps if resume else None)

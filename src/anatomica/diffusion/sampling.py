@@ -18,6 +18,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from anatomica.errors import AnatomicaError
+
 Denoiser = Callable[[Tensor, float], Tensor]
 
 
@@ -63,3 +65,17 @@ def sample_heun(denoiser: Denoiser, x: Tensor, sigmas: Tensor, callback: Callabl
 
 
 SAMPLERS: dict[str, Callable[..., Tensor]] = {"heun": sample_heun, "euler": sample_euler}
+
+
+def finite_steps(callback: Callable[[dict], None] | None = None, hint: str = "") -> Callable[[dict], None]:
+    """A step callback that stops sampling the moment the state turns non-finite, naming the step and σ
+    (so a diverged run never decodes NaN into an empty label map), then calls ``callback``."""
+
+    def check(info: dict) -> None:
+        if not torch.isfinite(info["x_next"]).all():
+            raise AnatomicaError(f"sampling diverged at step {info['i'] + 1} (σ = {info['sigma']:.4g} → {info['sigma_next']:.4g}): "
+                                 f"the latent is no longer finite{hint}")
+        if callback is not None:
+            callback(info)
+
+    return check

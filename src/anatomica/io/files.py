@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -26,7 +27,25 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
+def json_safe(obj):
+    """``obj`` with every non-finite float (NaN, ±Infinity: not JSON) replaced by null, numpy scalars as Python."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:  # numpy / torch scalars
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def json_text(obj) -> str:
+    """Strict JSON (no NaN/Infinity tokens), indented, as every JSON file and ``--json`` output is written."""
+    return json.dumps(json_safe(obj), indent=2, allow_nan=False)
+
+
 def write_json(obj, path: str | Path) -> Path:
     path = Path(path)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2) + "\n"))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json_text(obj) + "\n"))
     return path

@@ -75,7 +75,9 @@ def remove_stale(out: Path) -> None:
     if not parent.is_dir():
         return
     for p in parent.iterdir():
-        if p.name.startswith((f"{STAGE_PREFIX}{out.name}-", f"{OLD_PREFIX}{out.name}-")):
+        # An old copy is only stale once ``out`` exists again (a kill between the two renames of a swap
+        # leaves the old copy as the only one: keep it).
+        if p.name.startswith(f"{STAGE_PREFIX}{out.name}-") or (p.name.startswith(f"{OLD_PREFIX}{out.name}-") and out.exists()):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 

@@ -8,6 +8,7 @@ folder and writes the exported weights.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,14 +18,16 @@ import torch
 from anatomica.data.datasets import LabelDataset, load_label_dataset
 from anatomica.io.files import write_json
 from anatomica.errors import AnatomicaError
+from anatomica.io.output import check_output_dir
 from anatomica.nn.autoencoder import AutoencoderConfig
 from anatomica.io.checkpoint import load_module_state, load_tensors, read_config, save_tensors, save_weights
 from anatomica.nn.unet import UNetConfig
+from anatomica.training.config_checks import check_train_config
 from anatomica.training.autoencoder import AutoencoderTask, AutoencoderTrainConfig, reconstruction_dice
 from anatomica.model import ModelBundle, build_autoencoder, load_autoencoder, load_model
 from anatomica.training.diffusion import DiffusionTask, DiffusionTrainConfig, encode_dataset, latent_normalization
 from anatomica.metrics.label_stats import label_volume_stats
-from anatomica.training.runs import check_same_data, data_record, prepare_run_dir, resume_checkpoint, write_run_config
+from anatomica.training.runs import check_same_data, data_record, fresh_run_dir, resume_checkpoint, write_run_config
 from anatomica.training.trainer import is_main_process, make_trainer
 
 __all__ = ["train_autoencoder", "train_diffusion", "load_model", "load_autoencoder", "ModelBundle"]
@@ -87,29 +90,44 @@ def train_autoencoder(
         tc = train or AutoencoderTrainConfig()
         if steps is not None:
             tc = replace(tc, steps=int(steps))
-        _check_steps(tc.steps, tc.batch_size)
+        check_train_config(tc)
         if main:
-            prepare_run_dir(run, overwrite)
+            check_output_dir(run, overwrite, f"pass --overwrite to replace the run, or --resume {run} to continue it")
         full, train_set, val_set = _load_data(Path(data), size, tc.val_fraction)
         mc = replace(model or AutoencoderConfig(), num_classes=full.num_classes)
         if any(s % mc.downsampling for s in full.shape):
             raise AnatomicaError(f"volume size {full.shape} is not divisible by the autoencoder's downsampling {mc.downsampling}")
         config = {"model": mc.to_dict(), "train": tc.to_dict(), "data": data_record(full, tc.val_fraction)}
-        if main:
-            write_run_config(run, "autoencoder", config)
         torch.manual_seed(tc.seed)  # initial weights
         task = AutoencoderTask(mc, tc, train_set)
         ckpt = None
-    trainer = make_trainer(run, tc.steps, tc.checkpoint_every, tc.log_every, devices, accelerator, nodes, progress=progress)
-    trainer.fit(task, ckpt_path=ckpt)
-    if trainer.is_global_zero:
-        save_weights(run, task.model, config, kind="autoencoder")
-        evaluated = val_set if len(val_set) else train_set
-        dice = reconstruction_dice(task.model, evaluated)
-        write_json({"step": trainer.global_step, "evaluated_on": "validation" if len(val_set) else "training",
-                    "n_cases": len(evaluated), "dice": dice,
-                    "mean_foreground_dice": {k: float(np.mean(list(v.values()))) for k, v in dice.items()}}, run / "metrics.json")
+    with _run_folder(run, overwrite, fresh=resume is None and main):
+        if resume is None and main:
+            write_run_config(run, "autoencoder", config)
+        trainer = make_trainer(run, tc.steps, tc.checkpoint_every, tc.log_every, devices, accelerator, nodes, progress=progress)
+        trainer.fit(task, ckpt_path=ckpt)
+        if trainer.is_global_zero:
+            check_finite_weights(task.model, "autoencoder", trainer.global_step)
+            save_weights(run, task.model, config, kind="autoencoder")
+            evaluated = val_set if len(val_set) else train_set
+            dice = reconstruction_dice(task.model, evaluated)
+            write_json({"step": trainer.global_step, "evaluated_on": "validation" if len(val_set) else "training",
+                        "n_cases": len(evaluated), "dice": dice,
+                        "mean_foreground_dice": {k: float(np.mean(list(v.values()))) for k, v in dice.items()}}, run / "metrics.json")
     return run
+
+
+def _run_folder(run: Path, overwrite: bool, fresh: bool):
+    """A new run's folder (``fresh_run_dir``: the old run survives any failure), else the existing one."""
+    return fresh_run_dir(run, overwrite) if fresh else nullcontext(run)
+
+
+def check_finite_weights(module: torch.nn.Module, what: str, step: int) -> None:
+    """Refuse to save weights with NaN/Inf (a diverged run): one line naming the step, never a broken model file."""
+    bad = [name for name, t in module.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise AnatomicaError(f"{what} training diverged: {len(bad)} weight tensors are not finite at step {step} "
+                             f"(e.g. {bad[0]}); lower --lr or the loss weights")
 
 
 def train_diffusion(
@@ -146,13 +164,15 @@ def train_diffusion(
         tc = train or DiffusionTrainConfig()
         if steps is not None:
             tc = replace(tc, steps=int(steps))
-        _check_steps(tc.steps, tc.batch_size)
+        check_train_config(tc)
+        if main:
+            check_output_dir(run, overwrite, f"pass --overwrite to replace the run, or --resume {run} to continue it")
         ae, ae_config = load_autoencoder(autoencoder)
         d = dict(ae_config["data"])
-        if data is not None and Path(data).resolve() != Path(d["path"]):
+        if data is not None:
             d["path"] = str(Path(data).resolve())
-        if main:
-            prepare_run_dir(run, overwrite)
+        if d.get("path") is None:
+            raise AnatomicaError(f"{autoencoder}: the autoencoder does not record where its data is (a packaged model); pass --data")
         full, train_set, _ = _load_data(Path(d["path"]), d["shape"], d["val_fraction"])
         if full.label_table != ae_config["data"]["labels"]:
             raise AnatomicaError(f"{d['path']}: label table differs from the one the autoencoder was trained on")
@@ -171,17 +191,19 @@ def train_diffusion(
             "data": d,
             "data_stats": label_volume_stats(train_set.labels, train_set.label_table, voxel_ml),
         }
-        if main:
-            write_run_config(run, "latent_diffusion", config)
-            save_tensors(run / "autoencoder.safetensors", ae.state_dict(), {"kind": "autoencoder"})
     z = (latents - torch.tensor(shift).reshape(1, -1, 1, 1, 1)) * scale
     torch.manual_seed(tc.seed)  # initial weights (a resumed run overwrites them from the checkpoint)
     task = DiffusionTask(uc, tc, z, sigma_data=config["model"]["sigma_data"])
-    ckpt = resume_checkpoint(run, task, tc.steps) if resume is not None else None
     if resume is None and any(s % task.denoiser.net.downsampling for s in z.shape[2:]):
         raise AnatomicaError(f"latent size {tuple(z.shape[2:])} is not divisible by the UNet's {task.denoiser.net.downsampling}; use fewer UNet levels")
-    trainer = make_trainer(run, tc.steps, tc.checkpoint_every, tc.log_every, devices, accelerator, nodes, progress=progress)
-    trainer.fit(task, ckpt_path=ckpt)
-    if trainer.is_global_zero:
-        save_weights(run, task.ema, config, kind="latent_diffusion")
+    ckpt = resume_checkpoint(run, task, tc.steps) if resume is not None else None
+    with _run_folder(run, overwrite, fresh=resume is None and main):
+        if resume is None and main:
+            write_run_config(run, "latent_diffusion", config)
+            save_tensors(run / "autoencoder.safetensors", ae.state_dict(), {"kind": "autoencoder"})
+        trainer = make_trainer(run, tc.steps, tc.checkpoint_every, tc.log_every, devices, accelerator, nodes, progress=progress)
+        trainer.fit(task, ckpt_path=ckpt)
+        if trainer.is_global_zero:
+            check_finite_weights(task.ema, "diffusion", trainer.global_step)
+            save_weights(run, task.ema, config, kind="latent_diffusion")
     return run

@@ -8,7 +8,11 @@ affine and shape), ``model.safetensors`` once training has finished, ``checkpoin
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,28 +21,41 @@ import torch
 from anatomica.data.datasets import LabelDataset
 from anatomica.io.files import write_json
 from anatomica.errors import AnatomicaError
+from anatomica.io.output import OLD_PREFIX, check_output_dir, remove_stale, set_interrupt_note
 from anatomica.io.checkpoint import FORMAT_VERSION, load_tree
 from anatomica.training.trainer import CHECKPOINT_DIR, is_main_process, last_checkpoint, trim_csv_log
 
-RUN_ARTEFACTS = ("config.json", "model.safetensors", "autoencoder.safetensors", "metrics.json", CHECKPOINT_DIR, "logs")
+@contextmanager
+def fresh_run_dir(out: Path, overwrite: bool) -> Iterator[Path]:
+    """The folder of a new training run, created only once the input has been validated.
 
-
-def prepare_run_dir(out: Path, overwrite: bool) -> Path:
-    """Create ``out``; refuse a non-empty folder unless ``overwrite``, which removes only run artefacts."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise AnatomicaError(f"{out}: exists and is not a folder")
+    An existing run (``--overwrite``) is moved aside and comes back whole if training fails or is
+    interrupted; it is deleted once the new run has finished. A new folder whose run fails before its first
+    checkpoint is removed again, so a rerun is not blocked; one with checkpoints is kept for ``--resume``.
+    """
+    out = check_output_dir(Path(out), overwrite, f"pass --overwrite to replace the run, or --resume {out} to continue it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(out)
+    old = None
     if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise AnatomicaError(f"{out}: exists and is not empty (pass --overwrite to replace the run, or --resume {out} to continue it)")
-        for name in RUN_ARTEFACTS:
-            p = out / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
+        old = Path(tempfile.mkdtemp(prefix=f"{OLD_PREFIX}{out.name}-", dir=out.parent))
+        os.rmdir(old)
+        os.rename(out, old)
     out.mkdir(parents=True, exist_ok=True)
-    return out
+    set_interrupt_note(f"{out} is as it was" if old else f"nothing kept in {out}")
+    try:
+        yield out
+    except BaseException:
+        if old is not None:
+            shutil.rmtree(out, ignore_errors=True)
+            os.rename(old, out)
+        elif last_checkpoint(out) is None:
+            shutil.rmtree(out, ignore_errors=True)
+        else:
+            set_interrupt_note(f"checkpoints kept in {out}; continue with --resume {out}")
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_run_config(out: Path, kind: str, config: dict) -> None:

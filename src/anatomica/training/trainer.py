@@ -9,12 +9,14 @@ import warnings
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.strategies import DDPStrategy
 
+from anatomica.errors import AnatomicaError
 from anatomica.training.checkpoint_io import SafetensorsCheckpointIO
 
 CHECKPOINT_DIR = "checkpoints"
@@ -75,6 +77,16 @@ def is_main_process() -> bool:
     return rank_zero_only.rank == 0
 
 
+class FiniteLoss(L.Callback):
+    """Stop the moment the training loss is not finite, naming the step (before a checkpoint can store NaNs)."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None and not torch.isfinite(loss.detach()).all():
+            raise AnatomicaError(f"training diverged at step {trainer.global_step}: the loss is {float(loss.detach().mean())}; "
+                                 "lower --lr or the loss weights")
+
+
 def make_trainer(
     run_dir: Path,
     max_steps: int,
@@ -99,7 +111,7 @@ def make_trainer(
         enable_version_counter=False,
     )
     ckpt.FILE_EXTENSION = ".safetensors"  # the content is safetensors, never a pickle
-    callbacks = [ckpt]
+    callbacks = [FiniteLoss(), ckpt]
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, min(log_every, 10))))
     # Lightning picks the process-group backend from the device: gloo on CPU, NCCL on CUDA GPUs.

@@ -6,7 +6,6 @@ on how many cases are generated: ``--n 5`` extends ``--n 3`` with two more cases
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from tqdm import tqdm
 
 from anatomica.io.nifti import save_label_map
 from anatomica.io.dataset import write_dataset_json
+from anatomica.io.output import check_output_dir, staged_output
 from anatomica.data.phantoms.system import PhantomSystem, check_size
 from anatomica.errors import AnatomicaError
 
@@ -41,34 +41,24 @@ def generate_dataset(
         raise AnatomicaError(f"--n must be at least 1, got {n}")
     if seed < 0:
         raise AnatomicaError(f"--seed must be >= 0, got {seed}")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise AnatomicaError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise AnatomicaError(f"{out}: folder exists and is not empty (pass --overwrite to replace it)")
-        if not (out / "dataset.json").is_file():
-            raise AnatomicaError(f"{out}: not an anatomica dataset folder (no dataset.json); refusing to delete it")
-        shutil.rmtree(out)
-    # Write into a sibling temporary folder and rename at the end: an interrupted run leaves no half dataset.
-    tmp = out.with_name(f".{out.name}.partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    (tmp / "labelsTr").mkdir(parents=True)
-    cases, flags = [], {}
-    width = max(3, len(str(n - 1)))
-    for i in tqdm(range(n), desc=f"{spec.name} phantoms {size}³", unit="case", disable=not progress):
-        case = f"{spec.name}_{i:0{width}d}"
-        label_map, case_flags = spec.generate(case_rng(seed, i), size)
-        save_label_map(label_map, tmp / "labelsTr" / f"{case}.nii.gz")
-        cases.append(case)
-        flags[case] = case_flags
-    write_dataset_json(
-        tmp,
-        f"anatomica phantoms: {spec.name}",
-        spec.labels,
-        cases,
-        extra={"system": spec.name, "size": size, "seed": int(seed), "fov_mm": spec.fov_mm, "cases": flags},
-    )
-    tmp.rename(out)
+    out = check_output_dir(Path(out), overwrite)
+    if out.is_dir() and any(out.iterdir()) and not (out / "dataset.json").is_file():
+        raise AnatomicaError(f"{out}: not an anatomica dataset folder (no dataset.json); refusing to replace it")
+    # Built beside --out and swapped in whole at the end: an interrupted run leaves the old folder as it was.
+    with staged_output(out, overwrite) as tmp:
+        cases, flags = [], {}
+        width = max(3, len(str(n - 1)))
+        for i in tqdm(range(n), desc=f"{spec.name} phantoms {size}³", unit="case", disable=not progress):
+            case = f"{spec.name}_{i:0{width}d}"
+            label_map, case_flags = spec.generate(case_rng(seed, i), size)
+            save_label_map(label_map, tmp / "labelsTr" / f"{case}.nii.gz")
+            cases.append(case)
+            flags[case] = case_flags
+        write_dataset_json(
+            tmp,
+            f"anatomica phantoms: {spec.name}",
+            spec.labels,
+            cases,
+            extra={"system": spec.name, "size": size, "seed": int(seed), "fov_mm": spec.fov_mm, "cases": flags},
+        )
     return out
