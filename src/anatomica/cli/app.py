@@ -47,7 +47,7 @@ def main() -> None:
 
     command = typer.main.get_command(build_app())
     try:
-        code = command.main(standalone_mode=False)
+        code = command.main(prog_name="anatomica", standalone_mode=False)
     except NoArgsIsHelpError:  # typer has printed the help already
         code = 0
     except UsageError as e:

@@ -266,6 +266,44 @@ def schedule(n: int, n_tasks: int, batch_size: int) -> list[tuple[int, list[int]
     return batches
 
 
+MIN_GUIDED_STEPS = 10  # below this, guided samples measured worse than unguided ones (5 steps, heart32)
+
+
+def request_warnings(tasks: Sequence[Task], config: GuidanceConfig, bundle) -> list[str]:
+    """Requests that cannot work as asked, said before the run: mass targets beyond what the domain can hold or
+    far outside the training data, Betti priors a domain's grid cannot hold, guidance with too few steps."""
+    out: list[str] = []
+    if config.scale and config.steps < MIN_GUIDED_STEPS:
+        out.append(f"guidance with --steps {config.steps} has little room to act (measured: worse than unguided at 5 steps); use --steps >= {MIN_GUIDED_STEPS}")
+    stats = (bundle.config.get("data_stats") or {}).get("labels", {})
+    by_value = {v: k for k, v in bundle.labels.items()}
+    seen: set[str] = set()
+    for task in tasks:
+        for d in task.domains:
+            dom, t = d.domain, d.target
+            if d.name in seen:
+                continue
+            if t.mass is not None:
+                fraction = float(t.mass)
+                if fraction > 1.0:
+                    seen.add(d.name)
+                    out.append(f"domain {d.name!r}: the mass target is {fraction:.3g}× what the domain can hold; it cannot be reached")
+                elif dom.dim == 3 and all(by_value.get(c) in stats for c in d.channels):
+                    ml = fraction * dom.num_points * dom.cell_measure(task.affine, task.shape) / 1000.0
+                    mean = sum(stats[by_value[c]]["mean_ml"] for c in d.channels)
+                    sd = sum(stats[by_value[c]]["sd_ml"] for c in d.channels)
+                    if sd > 0 and abs(ml - mean) > 5 * sd:
+                        seen.add(d.name)
+                        out.append(f"domain {d.name!r}: the target of {ml:.1f} mL is far outside the training data "
+                                   f"({mean:.1f} ± {sd:.1f} mL); expect unrealistic anatomy or a missed target")
+            if d.betti is not None:
+                most = int(np.prod([(int(n) + 1) // 2 for n in dom.size if int(n) > 1] or [1]))
+                if d.betti[0] > most:
+                    seen.add(d.name)
+                    out.append(f"domain {d.name!r}: betti[0] = {d.betti[0]} components cannot fit its grid {list(dom.size)} (at most {most})")
+    return out
+
+
 # --- the command's work: model (+ task + references) in, files out -----------------------------------------
 
 
@@ -332,6 +370,11 @@ def run_sampling(run: SamplingRun) -> dict:
     if spec is not None:
         refs = [(p.name, load_label_map(p)) for p in ref_paths]
         tasks = resolve_per_reference(spec, refs, bundle.labels, bundle.shape, bundle.affine)
+    if tasks:
+        import sys
+
+        for w in request_warnings(tasks, config, bundle):
+            print(f"warning: {w}", file=sys.stderr)
     batches = schedule(run.n, len(tasks) if tasks else 1, run.batch_size)
     results: dict[int, SampleResult] = {}
     task_of: dict[int, int] = {}
