@@ -5,7 +5,7 @@ from helpers import ball
 
 from anatomica.control.domain import ControlDomain, place_global
 from anatomica.control.moments import GeometryTarget
-from anatomica.control.potential import DomainTask, Task, Weights
+from anatomica.control.potential import DomainTask, Substructure, Task, Weights
 from anatomica.errors import AnatomicaError
 
 SHAPE = (12, 14, 16)
@@ -13,7 +13,7 @@ SHAPE = (12, 14, 16)
 
 
 
-def make_task(weights=Weights(geometry=2.0, topology=0.5)) -> Task:
+def make_task(weights=Weights(geometry=2.0, topology=0.5), geometry_temperature=2.0) -> Task:
     box = ControlDomain((6, 7, 8), np.eye(3), [0.5, 0.5, 0.5], [0.1, 0.0, -0.1], name="box")
     plane = ControlDomain((9, 10, 1), np.eye(3), [0.8, 0.8, 1.0], [0.0, 0.0, 0.2], name="plane")
     return Task(
@@ -24,6 +24,7 @@ def make_task(weights=Weights(geometry=2.0, topology=0.5)) -> Task:
         ],
         weights=weights,
         temperature=2.0,
+        geometry_temperature=geometry_temperature,  # one τ for both families unless a test says otherwise
     )
 
 
@@ -97,3 +98,28 @@ def test_shape_and_count_mismatches_are_reported():
         task.potential(S[:1])
     with pytest.raises(AnatomicaError, match="domain 'box': expected S of shape"):
         task.potential([S[1], S[0]])
+
+
+def test_temperature_applies_to_the_topological_term_only_by_default():
+    """Paper: τ softens the probabilities topological guidance reads; the geometric term reads τ = 1."""
+    x = logits()
+    task = make_task(geometry_temperature=1.0)
+    S = task.parse_volume(x)
+    assert all(isinstance(s, Substructure) for s in S)  # both families active on both domains, at two τ
+    at1 = make_task(geometry_temperature=1.0)
+    at1.temperature = 1.0
+    at2 = make_task(geometry_temperature=2.0)
+    _, t = task.potential(S)
+    _, t1 = at1.potential(at1.parse_volume(x))
+    _, t2 = at2.potential(at2.parse_volume(x))
+    for name in ("box/mass", "box/centroid", "box/covariance", "plane/mass", "geometry"):
+        assert torch.allclose(t[name], t1[name]), name
+    for name in ("box/topology", "plane/topology", "topology"):
+        assert torch.allclose(t[name], t2[name]), name
+    # a purely geometric or purely topological task reads one tensor per domain at its family's τ
+    geo_only = make_task(Weights(topology=0.0), geometry_temperature=1.0)
+    (sb, sp) = geo_only.parse_volume(x)
+    assert torch.allclose(sb, geo_only.parse_probabilities(torch.softmax(x, 1))[0])
+    topo_only = make_task(Weights(geometry=0.0), geometry_temperature=1.0)
+    (sb, sp) = topo_only.parse_volume(x)
+    assert torch.allclose(sb, topo_only.parse_probabilities(torch.softmax(x / 2.0, 1))[0])

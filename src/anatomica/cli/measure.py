@@ -12,65 +12,45 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
-from tqdm import tqdm
 
-from anatomica.control.domain import ControlDomain
-from anatomica.control.moments import decompose, mass_unit, moments, to_world
-from anatomica.control.potential import DomainTask, Task
+from anatomica.control.measure import DomainMeasure, measure_label_map
 from anatomica.control.spec import load_task, resolve_task
-from anatomica.control.topology import squeeze_domain
-from anatomica.coords import normalized_to_world
 from anatomica.io.nifti import load_label_map
 from anatomica.io.dataset import read_label_table
 from anatomica.errors import AnatomicaError
-from anatomica.homology import betti_numbers
-
-KINDS = {0: "point", 1: "line", 2: "plane", 3: "volume"}
 
 
-def _floats(x) -> list:
-    return np.round(np.asarray(x, dtype=np.float64), 6).tolist()
+def _floats(x) -> list | None:
+    return None if x is None else np.round(np.asarray(x, dtype=np.float64), 6).tolist()
 
 
-def _physical_mass(fraction: float, dom: ControlDomain, task: Task) -> float:
-    value = fraction * dom.num_points * dom.cell_measure(task.affine, task.shape)
-    return value / 1000.0 if dom.dim == 3 else value
-
-
-def describe_domain(d: DomainTask, S: torch.Tensor, task: Task, terms: dict[str, torch.Tensor]) -> dict:
-    """Measured values, targets and potential terms of one domain, in world units."""
-    dom = d.domain
-    mom = moments(S, dom.points(S.dtype))
-    world = to_world(mom, dom, task.affine, task.shape)
-    cov_mm = world["covariance_mm2"][0]
-    size, shape, axes = decompose(torch.from_numpy(cov_mm)[None])
-    measured = {
-        "mass": float(world["mass"][0]),
-        "mass_fraction": float(mom.mass[0]),
-        "centroid_mm": _floats(world["centroid_mm"][0]) if float(mom.mass[0]) > 0 else None,
-        "covariance_mm2": _floats(cov_mm),
-        "size_mm2": float(size[0]),
-        "shape": _floats(shape[0]),
-        "orientation": _floats(axes[0]),
-        "normalized_covariance": _floats(mom.normalized_covariance[0]),
-        "betti": betti_numbers(squeeze_domain(S[0]).numpy() >= 0.5),
-    }
-    t = d.target
-    target = {
-        "mass": None if t.mass is None else _physical_mass(float(t.mass), dom, task),
-        "centroid_mm": None if t.centroid is None else _floats(normalized_to_world(t.centroid.double(), task.affine, task.shape)),
-        "normalized_covariance": None if t.covariance is None else _floats(t.covariance),
-        "betti": None if d.betti is None else list(d.betti),
-    }
-    prefix = f"{d.name}/"
+def describe_domain(m: DomainMeasure, terms: dict[str, torch.Tensor]) -> dict:
+    """The JSON row of one measured domain (``control.measure.DomainMeasure``) with its potential terms."""
+    prefix = f"{m.name}/"
     return {
-        "name": d.name,
-        "kind": KINDS[dom.dim],
-        "channels": list(d.channels),
-        "domain": dom.to_dict(),
-        "mass_unit": mass_unit(dom),
-        "measured": measured,
-        "target": target,
+        "name": m.name,
+        "kind": m.kind,
+        "channels": list(m.channels),
+        "domain": m.domain.to_dict(),
+        "mass_unit": m.mass_unit,
+        "measured": {
+            "mass": m.mass,
+            "mass_fraction": m.mass_fraction,
+            "centroid_mm": _floats(m.centroid_mm),
+            "covariance_mm2": _floats(m.covariance_mm2),
+            "size_mm2": m.size_mm2,
+            "shape": _floats(m.shape),
+            "orientation": _floats(m.orientation),
+            "normalized_covariance": _floats(m.normalized_covariance),
+            "betti": m.betti,
+            "betti_source": m.betti_source,
+        },
+        "target": {
+            "mass": m.target.mass,
+            "centroid_mm": _floats(m.target.centroid_mm),
+            "normalized_covariance": _floats(m.target.normalized_covariance),
+            "betti": m.target.betti,
+        },
         "terms": {k[len(prefix) :]: float(v[0]) for k, v in terms.items() if k.startswith(prefix)},
     }
 
@@ -86,7 +66,8 @@ def measure(
 ) -> None:
     """Measure a label map against a control task: per control domain the mass (mL for volume domains, mm² for
     planes, mm for lines), centroid (mm, world coordinates), covariance (mm²), its size v = tr Σ (mm²) and shape
-    (eigenvalues / trace), Betti numbers (b0, b1, b2) on closed voxel cubes as in `anatomica stats`, the
+    (eigenvalues / trace), Betti numbers (b0, b1, b2) of the label map itself inside the domain, at its own
+    grid, on closed voxel cubes as in `anatomica stats`, the
     targets and the potential's terms (loss units: mass fraction, normalized coordinates; see docs/tasks.md).
 
     The label map is read as one-hot probabilities: a domain that samples every voxel measures what `anatomica stats` does. Relative targets (mass scale, centroid offset, covariance {}) and box/planes/lines placements need --reference.
@@ -100,12 +81,8 @@ def measure(
     ref = load_label_map(reference, labels=table) if reference is not None else None  # its own dataset.json, else the same table
     spec = load_task(task_path)
     task = resolve_task(spec, ref, lm.labels, lm.array.shape, lm.affine)
-    substructures = task.parse_label_array(lm.array, torch.float64)
-    L, terms = task.potential(substructures)
-    rows = [
-        describe_domain(d, S, task, terms)
-        for d, S in tqdm(list(zip(task.domains, substructures)), desc="domains", disable=as_json or len(task.domains) < 8, leave=False)
-    ]
+    L, terms = task.potential(task.parse_label_array(lm.array, torch.float64))
+    rows = [describe_domain(m, terms) for m in measure_label_map(task, lm.array)]
     result = {
         "task": task.name,
         "segmentation": str(seg),

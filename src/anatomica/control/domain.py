@@ -1,45 +1,41 @@
-"""Control domains: where a substructure is measured, and how to place them on a reference segmentation.
+"""Control domains: where a substructure is measured (placement geometry: ``control.placement``).
 
 A control domain is data: a template grid of α×β×γ points X_temp (each axis spans [-1, 1], or is 0 when its
-size is 1, so a domain can be a volume, a plane or a line) mapped into the volume by
+size is 1, so a domain can be a volume, a plane or a line) mapped into the volume by an affine map
 
-    X = R · diag(s) · X_temp + t                              (paper: X_k = R·diag(s)·X_temp + t)
+    X = A · X_temp + t,   A = R · H · diag(s)                 (paper: X_k = R·diag(s)·X_temp + t)
 
-with R orthonormal (det +1), s > 0 and t in *normalized* volume coordinates (``anatomica.coords``: component d
-along array axis d, [-1, 1] from the first to the last voxel centre). Normalized coordinates make a domain
-independent of the grid resolution; world millimetres only appear through :meth:`ControlDomain.to_world`.
-
-Placements compute a domain from a reference label mask (boolean (X, Y, Z) array), all in normalized
-coordinates: ``global`` (identity), ``box`` (around a mask, optionally along its principal axes),
-``planes`` (perpendicular to the mask's centerline at arc-length fractions) and ``lines`` (rays from a
-centroid). Orthogonality is meant in normalized coordinates, which equals orthogonality in mm when
-spacing × (shape − 1) is the same on every axis (a cubic field of view).
+in *normalized* volume coordinates (``anatomica.coords``: component d along array axis d, [-1, 1] from the
+first to the last voxel centre), with R orthonormal (det +1), s > 0 and H unit upper-triangular. H = I is the
+paper's form; a domain placed in millimetres on an anisotropic or non-cubic volume (orthogonal in mm, see
+``anatomica.frame``) is a general affine map in normalized coordinates, and :meth:`ControlDomain.from_matrix`
+stores it with the QR factors (R, H·diag(s)) of A. Normalized coordinates make a domain independent of the
+grid resolution; millimetres come in through a :class:`~anatomica.frame.Frame`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
 import torch
 import yaml
-from scipy import ndimage
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import dijkstra
-from scipy.spatial import cKDTree
-from skimage.morphology import skeletonize
 
-from anatomica.coords import grid_points, normalized_scale_mm, normalized_to_world, voxel_to_normalized
+from anatomica.coords import grid_points, normalized_scale_mm, normalized_to_world
 from anatomica.errors import AnatomicaError
+from anatomica.frame import Frame
 
 ORTHO_TOL = 1e-4
+KINDS = {0: "point", 1: "line", 2: "plane", 3: "volume"}
+MASS_UNITS = {3: "mL", 2: "mm²", 1: "mm"}
 
 
 @dataclass(frozen=True, eq=False)
 class ControlDomain:
-    """Template size (α, β, γ), rotation R (3, 3), scale s (3,), translation t (3,) in normalized coordinates.
+    """Template size (α, β, γ), rotation R (3, 3), scale s (3,), translation t (3,) in normalized coordinates, and
+    an optional unit upper-triangular shear H (3, 3; None = I) for domains that are orthogonal in mm only.
 
     Frozen (do not edit the arrays in place either): its points are computed once, since guidance asks for
     them at every sampling step.
@@ -50,6 +46,7 @@ class ControlDomain:
     scale: np.ndarray
     translation: np.ndarray
     name: str = "domain"
+    shear: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen dataclass: normalize the fields once, here
@@ -71,6 +68,40 @@ class ControlDomain:
             raise AnatomicaError(f"{where}: rotation is not orthonormal (max |RᵀR − I| = {err:.3g})")
         if np.linalg.det(self.rotation) < 0:
             raise AnatomicaError(f"{where}: rotation has determinant −1 (a reflection), use a proper rotation")
+        if self.shear is not None:
+            H = np.asarray(self.shear, dtype=np.float64)
+            if H.shape != (3, 3) or not np.all(np.isfinite(H)) or np.any(np.tril(H, -1)) or not np.allclose(np.diag(H), 1.0):
+                raise AnatomicaError(f"{where}: shear must be a finite unit upper-triangular 3x3 matrix")
+            set_(self, "shear", None if np.array_equal(H, np.eye(3)) else H)
+
+    @classmethod
+    def from_matrix(cls, size: Sequence[int], matrix: np.ndarray, translation: np.ndarray, name: str = "domain") -> ControlDomain:
+        """The domain X = A·X_temp + t for any invertible A (normalized coordinates).
+
+        A = R·H·diag(s) by QR with a positive diagonal; when A's columns are orthogonal H = I exactly. A left-handed
+        A (det < 0) has one template axis reversed — a size-1 axis if there is one, else the last — which lists the
+        same points in another order (moments and homology do not depend on it).
+        """
+        A = np.array(matrix, dtype=np.float64)
+        size = tuple(int(n) for n in size)
+        if A.shape != (3, 3) or not np.all(np.isfinite(A)):
+            raise AnatomicaError(f"domain {name!r}: the affine matrix must be a finite 3x3 matrix")
+        det = np.linalg.det(A)
+        if not abs(det) > 1e-300:
+            raise AnatomicaError(f"domain {name!r}: the affine matrix is singular")
+        if det < 0:
+            flat = [a for a in range(3) if size[a] == 1]
+            A[:, flat[0] if flat else 2] *= -1.0
+        G = A.T @ A
+        off = np.abs(G - np.diag(np.diag(G))).max()
+        if off <= 1e-12 * float(np.diag(G).max()):
+            s = np.linalg.norm(A, axis=0)  # exact for a diagonal A: the paper's R·diag(s), no shear
+            return cls(size, A / s, s, translation, name)
+        Q, T = np.linalg.qr(A)
+        signs = np.sign(np.diag(T))
+        Q, T = Q * signs, T * signs[:, None]
+        s = np.diag(T).copy()
+        return cls(size, Q, s, translation, name, shear=T / s)
 
     @property
     def num_points(self) -> int:
@@ -82,9 +113,20 @@ class ControlDomain:
         return sum(n > 1 for n in self.size)
 
     @property
+    def kind(self) -> str:
+        return KINDS[self.dim]
+
+    @property
+    def mass_unit(self) -> str:
+        """The physical unit of mass on this domain: mL (volume), mm² (plane) or mm (line)."""
+        return MASS_UNITS.get(self.dim, "points")
+
+    @property
     def matrix(self) -> np.ndarray:
-        """R · diag(s): template -> normalized displacement."""
-        return self.rotation @ np.diag(self.scale)
+        """A = R · H · diag(s): template -> normalized displacement."""
+        if self.shear is None:
+            return self.rotation @ np.diag(self.scale)
+        return self.rotation @ self.shear @ np.diag(self.scale)
 
     @cached_property
     def _points64(self) -> torch.Tensor:
@@ -95,14 +137,18 @@ class ControlDomain:
         """(α·β·γ, 3) normalized coordinates of the domain points, C order over the template grid."""
         return self._points64.to(dtype=dtype, device=device)
 
+    def with_size(self, size: Sequence[int]) -> ControlDomain:
+        """The same map (R, H, s, t) on another template grid."""
+        return replace(self, size=tuple(int(n) for n in size))
+
+    def is_identity(self) -> bool:
+        """Whether the map is the identity (a global domain: the whole field of view)."""
+        return (self.shear is None and np.array_equal(self.rotation, np.eye(3)) and np.array_equal(self.scale, np.ones(3))
+                and not self.translation.any())
+
     def samples_voxels_of(self, shape: Sequence[int]) -> bool:
         """Whether the points are exactly the voxel centres of a volume of ``shape`` (identity map, same grid)."""
-        return (
-            tuple(self.size) == tuple(int(n) for n in shape)
-            and np.array_equal(self.rotation, np.eye(3))
-            and np.array_equal(self.scale, np.ones(3))
-            and not self.translation.any()
-        )
+        return tuple(self.size) == tuple(int(n) for n in shape) and self.is_identity()
 
     def to_world(self, affine: np.ndarray, shape: Sequence[int]) -> np.ndarray:
         """(α·β·γ, 3) world coordinates in mm of the domain points, for a volume of ``shape`` and ``affine``."""
@@ -117,24 +163,59 @@ class ControlDomain:
         J = normalized_scale_mm(affine, shape) @ self.matrix[:, axes] * step  # mm per template step
         return float(np.sqrt(abs(np.linalg.det(J.T @ J))))
 
+    def mass_scale(self, frame: Frame) -> float:
+        """Physical mass (mL / mm² / mm, :attr:`mass_unit`) of the fully occupied domain: mass fraction × this =
+        the physical mass (the one mL ↔ mass-fraction factor; paper's m = 1ᵀΩ over N points)."""
+        value = self.num_points * self.cell_measure(frame.affine, frame.shape)
+        return value / 1000.0 if self.dim == 3 else value  # mm³ -> mL for volume domains
+
+    def template_coordinates(self, u: np.ndarray) -> np.ndarray:
+        """(M, 3) normalized points -> (M, 3) their coordinates along the template axes: A⁻¹(u − t) on axes of
+        size > 1 (|x| <= 1 spans the points), and on size-1 axes the normalized distance from the plane or line
+        along its normal (the direction orthogonal to the other template axes)."""
+        d = np.asarray(u, dtype=np.float64) - self.translation
+        Ainv = np.linalg.inv(self.matrix)
+        x = d @ Ainv.T
+        for a in range(3):
+            if self.size[a] == 1:
+                n = Ainv[a] / np.linalg.norm(Ainv[a])  # row a of A⁻¹ is orthogonal to the other template axes
+                x[:, a] = d @ n
+        return x
+
+    def contains(self, u: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+        """(M,) whether normalized points of a volume of ``shape`` lie in the domain's cells: within half a
+        template step beyond [-1, 1] on axes of size > 1, within half a voxel diagonal of it on size-1 axes."""
+        x = self.template_coordinates(u)
+        step = 2.0 / max(max(int(n) - 1, 1) for n in shape)
+        inside = np.ones(len(x), dtype=bool)
+        for a in range(3):
+            if self.size[a] > 1:
+                inside &= np.abs(x[:, a]) <= 1.0 + 1.0 / (self.size[a] - 1)
+            else:
+                inside &= np.abs(x[:, a]) <= 0.5 * np.sqrt(3.0) * step
+        return inside
+
     def inside_fraction(self) -> float:
         """Share of the domain points inside the volume (normalized coordinates within [-1, 1])."""
         pts = self.points(torch.float64).numpy()
         return float(np.mean(np.all(np.abs(pts) <= 1.0 + 1e-9, axis=1)))
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "name": self.name,
             "size": list(self.size),
             "rotation": [[float(v) for v in row] for row in self.rotation],
             "scale": [float(v) for v in self.scale],
             "translation": [float(v) for v in self.translation],
         }
+        if self.shear is not None:
+            out["shear"] = [[float(v) for v in row] for row in self.shear]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> ControlDomain:
         try:
-            return cls(data["size"], data["rotation"], data["scale"], data["translation"], data.get("name", "domain"))
+            return cls(data["size"], data["rotation"], data["scale"], data["translation"], data.get("name", "domain"), data.get("shear"))
         except KeyError as e:
             raise AnatomicaError(f"control domain: missing field {e.args[0]!r}") from None
         except (TypeError, ValueError) as e:
@@ -156,48 +237,66 @@ class ControlDomain:
         return cls.from_dict(data)
 
 
-# --- placement helpers (reference masks in, normalized coordinates out) ------------------------------------
+@dataclass(frozen=True, eq=False)
+class DomainBatch:
+    """One control domain per sample of a batch (same name and template size): sample b is measured on
+    ``domains[b]``, so samples paired with different references share one batch (``potential.stack_tasks``)."""
+
+    domains: tuple[ControlDomain, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "domains", tuple(self.domains))
+        if not self.domains:
+            raise AnatomicaError("a domain batch needs at least one domain")
+        sizes = {d.size for d in self.domains}
+        if len(sizes) != 1:
+            raise AnatomicaError(f"domain {self.domains[0].name!r}: the samples' domains differ in grid size ({sorted(sizes)})")
+
+    def __len__(self) -> int:
+        return len(self.domains)
+
+    def __getitem__(self, b: int) -> ControlDomain:
+        return self.domains[b]
+
+    @property
+    def name(self) -> str:
+        return self.domains[0].name
+
+    @property
+    def size(self) -> tuple[int, int, int]:
+        return self.domains[0].size
+
+    @property
+    def num_points(self) -> int:
+        return self.domains[0].num_points
+
+    @property
+    def dim(self) -> int:
+        return self.domains[0].dim
+
+    @cached_property
+    def _points64(self) -> torch.Tensor:
+        return torch.stack([d.points(torch.float64) for d in self.domains])
+
+    def points(self, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+        """(B, α·β·γ, 3) normalized coordinates of every sample's domain points."""
+        return self._points64.to(dtype=dtype, device=device)
+
+    def with_size(self, size: Sequence[int]) -> DomainBatch:
+        return DomainBatch(tuple(d.with_size(size) for d in self.domains))
+
+    def samples_voxels_of(self, shape: Sequence[int]) -> bool:
+        return all(d.samples_voxels_of(shape) for d in self.domains)
+
+    def is_identity(self) -> bool:
+        return all(d.is_identity() for d in self.domains)
 
 
-def _normalized_points(ijk: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    return voxel_to_normalized(torch.from_numpy(np.asarray(ijk, dtype=np.float64)), shape).numpy()
-
-
-def _voxel_step(shape: Sequence[int]) -> np.ndarray:
-    """Normalized distance between neighbouring voxel centres along each array axis."""
-    return 2.0 / np.array([max(int(n) - 1, 1) for n in shape], dtype=np.float64)
-
-
-def _mask_points(mask: np.ndarray, what: str) -> np.ndarray:
-    ijk = np.argwhere(mask)
-    if len(ijk) == 0:
-        raise AnatomicaError(f"{what}: the reference has no voxel of it")
-    return _normalized_points(ijk, mask.shape)
-
-
-def complete_basis(first: np.ndarray | None = None, third: np.ndarray | None = None) -> np.ndarray:
-    """A proper rotation whose column 0 is ``first`` (or, if ``third`` is given, whose column 2 is ``third``)."""
-    axis = np.asarray(third if third is not None else first, dtype=np.float64)
-    axis = axis / np.linalg.norm(axis)
-    helper = np.eye(3)[int(np.argmin(np.abs(axis)))]  # the array axis least aligned with ``axis``
-    u = helper - (helper @ axis) * axis
-    u /= np.linalg.norm(u)
-    w = np.cross(axis, u)
-    R = np.stack([u, w, axis], axis=1) if third is not None else np.stack([axis, u, w], axis=1)
-    return R
-
-
-def principal_axes(points: np.ndarray) -> np.ndarray:
-    """Proper rotation whose columns are the principal axes of ``points`` (N, 3), largest variance first."""
-    centred = points - points.mean(axis=0)
-    evals, evecs = np.linalg.eigh(centred.T @ centred / max(len(points), 1))
-    R = evecs[:, ::-1].copy()
-    for k in range(3):  # a deterministic sign: the largest component of each axis is positive
-        if R[np.argmax(np.abs(R[:, k])), k] < 0:
-            R[:, k] *= -1
-    if np.linalg.det(R) < 0:
-        R[:, 2] *= -1
-    return R
+def domain_mask(domain: ControlDomain, shape: Sequence[int]) -> np.ndarray:
+    """Boolean (X, Y, Z): the voxels of a volume of ``shape`` whose centres lie in the domain (:meth:`ControlDomain.contains`),
+    on that volume's own grid — where a label map's Betti numbers in the domain are counted."""
+    u = grid_points(shape, torch.float64).numpy()
+    return domain.contains(u, shape).reshape(tuple(int(s) for s in shape))
 
 
 def place_global(size: Sequence[int], name: str = "global") -> ControlDomain:
@@ -205,157 +304,10 @@ def place_global(size: Sequence[int], name: str = "global") -> ControlDomain:
     return ControlDomain(tuple(size), np.eye(3), np.ones(3), np.zeros(3), name)
 
 
-def place_box(mask: np.ndarray, size: Sequence[int], margin: float = 0.1, oriented: bool = False, name: str = "box") -> ControlDomain:
-    """Box around the voxels of ``mask``; each half-extent grows by ``margin`` (0.1 = 10 % larger).
+def __getattr__(name: str):
+    """Placement helpers moved to ``control.placement``; importing them from here keeps working."""
+    from anatomica.control import placement
 
-    Axis-aligned, or along the mask's principal axes when ``oriented``. Half a voxel is added so the box covers
-    the voxels, not only their centres.
-    """
-    pts = _mask_points(mask, f"domain {name!r}")
-    R = principal_axes(pts) if oriented else np.eye(3)
-    local = pts @ R  # coordinates along the box axes
-    lo, hi = local.min(axis=0), local.max(axis=0)
-    half_voxel = np.abs(R).T @ _voxel_step(mask.shape) / 2.0
-    half = ((hi - lo) / 2.0 + half_voxel) * (1.0 + margin)
-    return ControlDomain(tuple(size), R, half, R @ ((hi + lo) / 2.0), name)
-
-
-def contact_region(mask_a: np.ndarray, mask_b: np.ndarray, radius: int = 1) -> np.ndarray:
-    """Voxels of either mask within ``radius`` voxels (26-neighbourhood steps) of the other: where two labels touch."""
-    structure = np.ones((3, 3, 3), dtype=bool)
-    near_b = ndimage.binary_dilation(mask_b, structure, iterations=radius)
-    near_a = ndimage.binary_dilation(mask_a, structure, iterations=radius)
-    return (mask_a & near_b) | (mask_b & near_a)
-
-
-def centerline(mask: np.ndarray) -> np.ndarray:
-    """(P, 3) voxel coordinates of the longest path through the skeleton of ``mask``'s largest part, in order.
-
-    Skeleton by scikit-image (Lee's 3D thinning); the path is the skeleton graph's diameter found by two
-    Dijkstra sweeps over 26-neighbour edges weighted by their length.
-    """
-    skel = skeletonize(mask.astype(bool))
-    labels, n = ndimage.label(skel, structure=np.ones((3, 3, 3)))
-    if n == 0:
-        return np.argwhere(mask)[:1].astype(np.float64)
-    largest = 1 + int(np.argmax(ndimage.sum_labels(skel, labels, index=np.arange(1, n + 1))))
-    ijk = np.argwhere(labels == largest).astype(np.float64)
-    if len(ijk) == 1:
-        return ijk
-    pairs = cKDTree(ijk).query_pairs(r=np.sqrt(3.0) + 1e-6, output_type="ndarray")
-    w = np.linalg.norm(ijk[pairs[:, 0]] - ijk[pairs[:, 1]], axis=1)
-    graph = coo_matrix((w, (pairs[:, 0], pairs[:, 1])), shape=(len(ijk), len(ijk))).tocsr()
-    d0 = dijkstra(graph, directed=False, indices=0)
-    a = int(np.argmax(np.where(np.isfinite(d0), d0, -1)))
-    da, pred = dijkstra(graph, directed=False, indices=a, return_predecessors=True)
-    b = int(np.argmax(np.where(np.isfinite(da), da, -1)))
-    path = [b]
-    while path[-1] != a:
-        path.append(int(pred[path[-1]]))
-    return ijk[path[::-1]]
-
-
-def place_planes(
-    mask: np.ndarray,
-    size: Sequence[int],
-    fractions: Sequence[float],
-    margin: float = 1.0,
-    start_near: np.ndarray | None = None,
-    name: str = "plane",
-) -> list[ControlDomain]:
-    """Planes perpendicular to ``mask``'s centerline at arc-length ``fractions`` (0 = start, 1 = end).
-
-    The template's size-1 axis is the normal (use a grid [α, β, 1]). The half-width is the local radius of the
-    mask (distance transform at the centerline point) × (1 + ``margin``). Fraction 0 is the centerline end
-    nearest ``start_near`` (normalized point) if given, else the end with the smaller coordinate along the
-    axis where the two ends differ most.
-    """
-    if list(size)[2] != 1 or min(size[0], size[1]) < 1:
-        raise AnatomicaError(f"domain {name!r}: planes need a grid [α, β, 1], got {list(size)}")
-    if np.count_nonzero(mask) == 0:
-        raise AnatomicaError(f"domain {name!r}: the reference has no voxel of it")
-    path = _normalized_points(centerline(mask), mask.shape)
-    if start_near is not None:
-        flip = np.linalg.norm(path[-1] - start_near) < np.linalg.norm(path[0] - start_near)
-    else:
-        axis = int(np.argmax(np.abs(path[-1] - path[0])))
-        flip = path[-1, axis] < path[0, axis]
-    if flip:
-        path = path[::-1]
-    step = _voxel_step(mask.shape)
-    radius = ndimage.distance_transform_edt(mask, sampling=step)
-    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0), axis=1))])
-    total = arc[-1]
-    if total <= 0:
-        raise AnatomicaError(f"domain {name!r}: the reference's centerline is a single point, cannot place planes")
-    window = max(0.05 * total, 2.0 * float(step.max()))
-    out = []
-    for i, f in enumerate(fractions):
-        s = float(f) * total
-        centre = np.array([np.interp(s, arc, path[:, d]) for d in range(3)])
-        ahead = np.array([np.interp(min(s + window, total), arc, path[:, d]) for d in range(3)])
-        behind = np.array([np.interp(max(s - window, 0.0), arc, path[:, d]) for d in range(3)])
-        R = complete_basis(third=ahead - behind)
-        vox = np.clip(np.rint((centre + 1.0) / step), 0, np.array(mask.shape) - 1).astype(int)
-        r = max(float(radius[tuple(vox)]), float(step.max()))
-        half = r * (1.0 + margin)
-        out.append(ControlDomain(tuple(size), R, np.array([half, half, 1.0]), centre, _indexed(name, i, len(fractions))))
-    return out
-
-
-def place_lines(
-    centre_mask: np.ndarray,
-    extent_mask: np.ndarray,
-    size: Sequence[int],
-    directions: Sequence[Sequence[float]] | None = None,
-    count: int | None = None,
-    normal: Sequence[float] | None = None,
-    start_angle_deg: float = 0.0,
-    length_mm: float | None = None,
-    affine: np.ndarray | None = None,
-    margin: float = 0.2,
-    name: str = "line",
-) -> list[ControlDomain]:
-    """Rays from the centroid of ``centre_mask``, in given ``directions`` or ``count`` evenly in the plane ⟂ ``normal``.
-
-    Directions and ``normal`` are in the normalized frame (components along the array axes); ``normal``
-    defaults to the long (first principal) axis of ``centre_mask``. A ray spans [c, c + L·d] with L from
-    ``length_mm`` (needs the reference ``affine``) or the reach of ``extent_mask`` along the ray
-    × (1 + ``margin``). The template's first axis runs along the ray (use a grid [n, 1, 1]).
-    """
-    if list(size)[1:] != [1, 1]:
-        raise AnatomicaError(f"domain {name!r}: lines need a grid [n, 1, 1], got {list(size)}")
-    pts = _mask_points(centre_mask, f"domain {name!r}")
-    centre = pts.mean(axis=0)
-    if directions is None:
-        if not count or count < 1:
-            raise AnatomicaError(f"domain {name!r}: lines need 'directions' or a 'count' >= 1")
-        n = principal_axes(pts)[:, 0] if normal is None else np.asarray(normal, dtype=np.float64)
-        if np.linalg.norm(n) == 0:
-            raise AnatomicaError(f"domain {name!r}: the plane normal must be nonzero")
-        R = complete_basis(third=n)
-        angles = np.deg2rad(start_angle_deg) + 2 * np.pi * np.arange(count) / count
-        directions = [np.cos(a) * R[:, 0] + np.sin(a) * R[:, 1] for a in angles]
-    dirs = [np.asarray(d, dtype=np.float64) for d in directions]
-    ext = _normalized_points(np.argwhere(extent_mask), extent_mask.shape) - centre
-    tol = float(_voxel_step(extent_mask.shape).max())
-    out = []
-    for i, d in enumerate(dirs):
-        if d.shape != (3,) or np.linalg.norm(d) == 0:
-            raise AnatomicaError(f"domain {name!r}: direction {i} must be a nonzero 3-vector, got {d.tolist()}")
-        d = d / np.linalg.norm(d)
-        if length_mm is not None:
-            L = length_mm / float(np.linalg.norm(normalized_scale_mm(affine, extent_mask.shape) @ d))
-        else:
-            along = ext @ d
-            perp = np.linalg.norm(ext - along[:, None] * d, axis=1)
-            hit = along[(perp <= tol) & (along > 0)]
-            if len(hit) == 0:
-                raise AnatomicaError(f"domain {name!r}: ray {i} does not meet the reference labels, give a 'length_mm'")
-            L = (float(hit.max()) + tol / 2.0) * (1.0 + margin)
-        out.append(ControlDomain(tuple(size), complete_basis(d), np.array([L / 2.0, 1.0, 1.0]), centre + d * L / 2.0, _indexed(name, i, len(dirs))))
-    return out
-
-
-def _indexed(name: str, i: int, n: int) -> str:
-    return name if n == 1 else f"{name}_{i}"
+    if name in placement.__all__:
+        return getattr(placement, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

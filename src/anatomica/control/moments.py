@@ -24,6 +24,7 @@ import torch
 
 from anatomica.control.domain import ControlDomain
 from anatomica.coords import normalized_scale_mm, normalized_to_world
+from anatomica.frame import Frame
 
 EPS = 1e-12
 
@@ -49,14 +50,19 @@ class Moments:
 
 
 def moments(S: torch.Tensor, points: torch.Tensor) -> Moments:
-    """Moments of S_k (B, α, β, γ) whose points have normalized coordinates ``points`` (α·β·γ, 3)."""
+    """Moments of S_k (B, α, β, γ) whose points have normalized coordinates ``points``: (α·β·γ, 3) shared by the
+    batch, or (B, α·β·γ, 3) one domain per sample (a stacked task)."""
     B = S.shape[0]
     w = S.reshape(B, -1)
     r = points.to(w)
     total = w.sum(-1)
     safe = total.clamp_min(EPS)
-    p = w @ r / safe[:, None]
-    d = r[None] - p[:, None, :]  # centred form: numerically safer than rᵀdiag(Ω)r/m − ppᵀ
+    if r.ndim == 2:
+        p = w @ r / safe[:, None]
+        d = r[None] - p[:, None, :]  # centred form: numerically safer than rᵀdiag(Ω)r/m − ppᵀ
+    else:
+        p = torch.einsum("bn,bni->bi", w, r) / safe[:, None]
+        d = r - p[:, None, :]
     cov = torch.einsum("bn,bni,bnj->bij", w, d, d) / safe[:, None, None]
     return Moments(mass=total / w.shape[1], centroid=p, covariance=cov, total=total)
 
@@ -109,10 +115,7 @@ def geometry_loss(
 
 def to_world(mom: Moments, domain: ControlDomain, affine: np.ndarray, shape) -> dict[str, np.ndarray]:
     """Moments in world units: mass in mL (3D domain), mm² (plane) or mm (line); centroid mm; covariance mm²."""
-    cell = domain.cell_measure(affine, shape)
-    mass = mom.total.detach().double().cpu().numpy() * cell
-    if domain.dim == 3:
-        mass = mass / 1000.0  # mm³ -> mL
+    mass = mom.mass.detach().double().cpu().numpy() * domain.mass_scale(Frame(shape, affine))
     centroid = normalized_to_world(mom.centroid.detach().double().cpu(), affine, shape).numpy()
     M = normalized_scale_mm(affine, shape)
     cov = M @ mom.covariance.detach().double().cpu().numpy() @ M.T
@@ -120,4 +123,5 @@ def to_world(mom: Moments, domain: ControlDomain, affine: np.ndarray, shape) -> 
 
 
 def mass_unit(domain: ControlDomain) -> str:
-    return {3: "mL", 2: "mm²", 1: "mm"}.get(domain.dim, "points")
+    """mL, mm² or mm by the domain's dimension (``ControlDomain.mass_unit``)."""
+    return domain.mass_unit

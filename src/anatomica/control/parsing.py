@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from anatomica.control.domain import ControlDomain
+from anatomica.control.domain import ControlDomain, DomainBatch
 from anatomica.coords import sample_points
 from anatomica.errors import AnatomicaError
 
@@ -39,14 +39,17 @@ def subset(probs: torch.Tensor, channels: Sequence[int]) -> torch.Tensor:
     return probs[:, _check_channels(channels, probs.shape[1])].sum(dim=1, keepdim=True)
 
 
-def slice_domain(volume: torch.Tensor, domain: ControlDomain) -> torch.Tensor:
-    """T^s[X]: (B, 1, X, Y, Z) volume sampled (trilinear, zero outside) at the domain points -> S_k (B, α, β, γ)."""
+def slice_domain(volume: torch.Tensor, domain: ControlDomain | DomainBatch) -> torch.Tensor:
+    """T^s[X]: (B, 1, X, Y, Z) volume sampled (trilinear, zero outside) at the domain points -> S_k (B, α, β, γ);
+    with a :class:`DomainBatch`, sample b at its own domain's points."""
     if volume.ndim != 5 or volume.shape[1] != 1:
         raise AnatomicaError(f"slice_domain expects a (B, 1, X, Y, Z) volume, got {tuple(volume.shape)}")
+    if isinstance(domain, DomainBatch) and len(domain) != volume.shape[0]:
+        raise AnatomicaError(f"domain {domain.name!r} holds {len(domain)} samples' domains, got a batch of {volume.shape[0]}")
     if domain.samples_voxels_of(volume.shape[2:]):
         return volume[:, 0]  # trilinear sampling at the voxel centres is the identity: skip it
     pts = domain.points(volume.dtype, volume.device)
-    out = sample_points(volume, pts[None].expand(volume.shape[0], -1, -1))
+    out = sample_points(volume, pts if pts.ndim == 3 else pts[None].expand(volume.shape[0], -1, -1))
     return out[:, 0].reshape(volume.shape[0], *domain.size)
 
 
@@ -57,12 +60,12 @@ def softmax_t(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     return torch.softmax(logits / temperature, dim=1)
 
 
-def parse_volume(logits: torch.Tensor, channels: Sequence[int], domain: ControlDomain, temperature: float = 1.0) -> torch.Tensor:
+def parse_volume(logits: torch.Tensor, channels: Sequence[int], domain: ControlDomain | DomainBatch, temperature: float = 1.0) -> torch.Tensor:
     """V-parsing: full-grid logits (B, C, X, Y, Z) -> S_k (B, α, β, γ)."""
     return slice_domain(subset(softmax_t(logits, temperature), channels), domain)
 
 
-def parse_point_logits(logits: torch.Tensor, channels: Sequence[int], domain: ControlDomain, temperature: float = 1.0) -> torch.Tensor:
+def parse_point_logits(logits: torch.Tensor, channels: Sequence[int], domain: ControlDomain | DomainBatch, temperature: float = 1.0) -> torch.Tensor:
     """L-parsing: logits at the domain points (B, C, N), as a decoder's ``query(z, domain.points())`` returns
     them -> S_k (B, α, β, γ)."""
     if logits.ndim != 3 or logits.shape[2] != domain.num_points:

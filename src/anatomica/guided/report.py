@@ -1,10 +1,12 @@
 """Reports of guided sampling: one JSON per sample (targets against achieved measures, the potential over the
 denoiser calls), a summary over samples (figures: ``guided.figures``).
 
-Achieved measures are taken on the saved label map (argmax of the decoded sample, read as one-hot) on the
-task's full-resolution domain grids, the way ``anatomica measure`` reads a file, whatever parsing guided it.
+Achieved measures are those of ``control.measure`` on the saved label map, whatever parsing guided it:
+geometry on the label map read as one-hot on the task's full-resolution domain grids, the way
+``anatomica measure`` reads a file; Betti numbers of the label map itself inside each domain, at its own
+grid (``measured.betti_source``), while ``guidance_grid`` says on which grid the guidance read the domain.
 Units: mass in mL / mm² / mm (volume / plane / line domains), centroid in world mm; errors in the paper's
-normalized units (``anatomica.metrics.geometry``).
+normalized units (``anatomica.control.measure.geometry_errors``).
 """
 
 from __future__ import annotations
@@ -12,64 +14,61 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
-from anatomica.control.domain import ControlDomain
-from anatomica.control.moments import mass_unit, moments, to_world
-from anatomica.control.potential import DomainTask, Task
-from anatomica.coords import normalized_to_world
-from anatomica.metrics.geometry import betti_accuracy, geometry_errors, substructure_betti
-
-KINDS = {0: "point", 1: "line", 2: "plane", 3: "volume"}
+from anatomica.control.measure import DomainMeasure, measure_label_map
+from anatomica.control.potential import Task
+from anatomica.guided.resolution import PRESETS, parsed_size
+from anatomica.metrics.geometry import betti_accuracy
 
 
 def _round(x, digits: int = 6):
-    return np.round(np.asarray(x, dtype=np.float64), digits).tolist()
+    return None if x is None else np.round(np.asarray(x, dtype=np.float64), digits).tolist()
 
 
-def _physical_mass(fraction: float, dom: ControlDomain, task: Task) -> float:
-    value = fraction * dom.num_points * dom.cell_measure(task.affine, task.shape)
-    return value / 1000.0 if dom.dim == 3 else value
-
-
-def domain_report(d: DomainTask, S: torch.Tensor, task: Task) -> dict:
-    """Measured values, targets and L1 errors of one domain for one label map's substructure S (1, α, β, γ)."""
-    dom = d.domain
-    pts = dom.points(torch.float64)
-    mom = moments(S.double(), pts)
-    world = to_world(mom, dom, task.affine, task.shape)
-    occupied = float(mom.mass[0]) > 0
-    t = d.target
+def domain_report(m: DomainMeasure, guidance_grid: Sequence[int] | None = None) -> dict:
+    """The JSON row of one measured domain: measured values, targets and L1 errors."""
+    t = m.target
     row = {
-        "name": d.name,
-        "kind": KINDS[dom.dim],
-        "mass_unit": mass_unit(dom),
-        "domain": dom.to_dict(),
+        "name": m.name,
+        "kind": m.kind,
+        "mass_unit": m.mass_unit,
+        "domain": m.domain.to_dict(),
         "measured": {
-            "mass": float(world["mass"][0]),
-            "mass_fraction": float(mom.mass[0]),
-            "centroid_mm": _round(world["centroid_mm"][0]) if occupied else None,
-            "normalized_covariance": _round(mom.normalized_covariance[0]) if occupied else None,
+            "mass": m.mass,
+            "mass_fraction": m.mass_fraction,
+            "centroid_mm": _round(m.centroid_mm) if m.occupied else None,
+            "normalized_covariance": _round(m.normalized_covariance) if m.occupied else None,
         },
         "target": {
-            "mass": None if t.mass is None else _physical_mass(float(t.mass), dom, task),
-            "mass_fraction": None if t.mass is None else float(t.mass),
-            "centroid_mm": None if t.centroid is None else _round(normalized_to_world(t.centroid.double(), task.affine, task.shape)),
-            "normalized_covariance": None if t.covariance is None else _round(t.covariance),
+            "mass": t.mass,
+            "mass_fraction": t.mass_fraction,
+            "centroid_mm": _round(t.centroid_mm),
+            "normalized_covariance": _round(t.normalized_covariance),
         },
-        "errors": {k: float(v[0]) for k, v in geometry_errors(S, pts, t).items()},
+        "errors": dict(m.errors),
     }
-    if d.betti is not None:
-        betti = substructure_betti(S)[0]
-        row["measured"]["betti"] = betti
-        row["target"]["betti"] = list(d.betti)
-        row["betti_match"] = [bool(b == p) for b, p in zip(betti, d.betti)]
+    if guidance_grid is not None:
+        row["guidance_grid"] = list(guidance_grid)
+    if t.betti is not None:
+        row["measured"]["betti"] = m.betti
+        row["measured"]["betti_source"] = m.betti_source
+        row["target"]["betti"] = t.betti
+        row["betti_match"] = m.betti_match
     return row
 
 
+def _guidance_grid(config: dict, domain) -> list[int] | None:
+    """The grid the guidance read a domain on, from the run's guidance settings (``GuidanceConfig.to_dict``)."""
+    mode = config.get("parsing")
+    if mode not in ("v", "l-local", "l-coarse"):
+        return None
+    res = PRESETS.get(config.get("resolution") or "low") if mode != "v" else None
+    return list(parsed_size(domain, mode, res))
+
+
 def sample_report(result, task: Task, config: dict, seed: int, reference: str | None) -> dict:
-    """The JSON of one sample (a ``guided.run.SampleResult``) against the task it was guided by."""
-    domains = [domain_report(d, S, task) for d, S in zip(task.domains, task.parse_label_array(result.labels, torch.float64))]
+    """The JSON of one sample (a ``guided.run.SampleResult``) against the (unstacked) task it was guided by."""
+    domains = [domain_report(m, _guidance_grid(config, m.domain)) for m in measure_label_map(task, result.labels, betti="prior")]
     return {
         "sample": result.index,
         "file": f"labelsTr/sample_{result.index:03d}.nii.gz",

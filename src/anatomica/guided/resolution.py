@@ -5,9 +5,10 @@ Two grids per preset (Anatomica's partial-decoding table, "Domain / Resolution")
 - ``local``: points per axis of a *localized* domain grid. Each domain keeps its own affine (R, s, t) and
   gets ``local`` points along every axis whose template size is > 1 (a box becomes local³, a plane
   local² × 1, a line local × 1 × 1). Only those points are decoded.
-- ``coarse``: points per axis of a *coarse global* grid (identity affine over the whole field of view). The
-  neural field is decoded there and the domains are sliced from that small volume on the task's own grids
-  (as in V-parsing), which keeps whole-volume structures for topology.
+- ``coarse``: points per axis of a *coarse global* grid: the identity domain over the whole field of view at
+  low resolution (paper, "coarse" L-parsing). The neural field is decoded there once; a global domain *is*
+  that grid (potential and persistent homology run on the coarse³ grid, no upsampling to the task's grid),
+  and any other domain is sliced from the coarse volume on its localized (``local``) grid.
 
 =========  =======  =========================
 preset     local    coarse (global grid)
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from anatomica.control.domain import ControlDomain
+from anatomica.control.domain import ControlDomain, DomainBatch
 from anatomica.control.potential import Task
 from anatomica.errors import AnatomicaError
 
@@ -59,15 +60,32 @@ def local_size(size: tuple[int, ...], points: int) -> tuple[int, int, int]:
     return tuple(points if n > 1 else 1 for n in size)
 
 
+def parsed_size(domain: ControlDomain | DomainBatch, mode: str, resolution: Resolution | None) -> tuple[int, int, int]:
+    """The grid a parsing mode reads a domain on (and runs its potential and persistent homology on): the task's
+    grid for V, the localized grid for L-local, the coarse global grid (global domains) or the localized grid
+    (others) for L-coarse."""
+    if mode == "v" or resolution is None:
+        return tuple(domain.size)
+    if mode == "l-coarse" and domain.is_identity():
+        return resolution.coarse_shape
+    return local_size(domain.size, resolution.local)
+
+
+def _regrid(task: Task, mode: str, resolution: Resolution) -> Task:
+    domains = [replace(d, domain=d.domain.with_size(parsed_size(d.domain, mode, resolution))) for d in task.domains]
+    return replace(task, domains=domains)
+
+
 def with_local_grids(task: Task, points: int) -> Task:
-    """The same task with every domain re-gridded to ``points`` per non-singleton axis (same R, s, t, targets).
+    """The same task with every domain re-gridded to ``points`` per non-singleton axis (same map, targets).
 
     Targets are in grid-independent units (mass fraction of the domain, normalized centroid, Σ / tr Σ), so they
     carry over unchanged.
     """
-    domains = []
-    for d in task.domains:
-        dom = d.domain
-        resized = ControlDomain(local_size(dom.size, points), dom.rotation, dom.scale, dom.translation, dom.name)
-        domains.append(replace(d, domain=resized))
-    return replace(task, domains=domains)
+    return _regrid(task, "l-local", Resolution("local", local=points, coarse=points))
+
+
+def with_coarse_grids(task: Task, resolution: Resolution) -> Task:
+    """The task as coarse L-parsing reads it: global domains on the preset's coarse grid (identity affine), the
+    others on their localized grids, sliced from the coarse volume. Targets carry over (grid-independent units)."""
+    return _regrid(task, "l-coarse", resolution)
