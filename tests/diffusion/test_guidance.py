@@ -14,7 +14,7 @@ def potential(target):
     return lambda z0: ((z0 - target) ** 2).flatten(1).sum(1)
 
 
-def test_guided_equals_formula_and_fast_mode_drops_the_jacobian():
+def test_guided_equals_formula_and_fast_mode_uses_c_skip_as_the_jacobian():
     torch.manual_seed(0)
     z, target, sigma, w = torch.randn(3, 2, 4, 4, 4), torch.randn(1, 2, 4, 4, 4), torch.tensor(1.5), 0.1
     z0 = gaussian_denoiser(z, sigma)
@@ -22,7 +22,10 @@ def test_guided_equals_formula_and_fast_mode_drops_the_jacobian():
     full = GuidedDenoiser(gaussian_denoiser, potential(target), w)(z, sigma)
     fast = GuidedDenoiser(gaussian_denoiser, potential(target), w, mode="fast")(z, sigma)
     torch.testing.assert_close(full, z0 - w * sigma**2 * grad_z0 / (1 + sigma**2))  # chain rule through D
-    torch.testing.assert_close(fast, z0 - w * sigma**2 * grad_z0)
+    # for unit-Gaussian data the denoiser is c_skip·z, so the c_skip Jacobian is exact: fast = full
+    torch.testing.assert_close(fast, full)
+    slow_data = GuidedDenoiser(gaussian_denoiser, potential(target), w, mode="fast", sigma_data=0.5)(z, sigma)
+    torch.testing.assert_close(slow_data, z0 - w * sigma**2 * grad_z0 * 0.25 / (sigma**2 + 0.25))
 
 
 def test_guidance_lowers_the_potential_and_respects_the_window():

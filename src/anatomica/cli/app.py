@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from anatomica.allocator import keep_freed_memory
 from anatomica.errors import AnatomicaError
 
 HELP = (
@@ -22,7 +23,7 @@ HELP = (
 
 def build_app() -> typer.Typer:
     """The top-level app with every command registered (imported here so `--help` lists them all)."""
-    from anatomica.cli import demo, measure, models, phantoms, registers, sample, stats, train
+    from anatomica.cli import demo, export, import_, measure, models, phantoms, registers, sample, stats, train
 
     app = typer.Typer(name="anatomica", help=HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
     app.command("phantoms")(phantoms.phantoms)
@@ -33,6 +34,8 @@ def build_app() -> typer.Typer:
     app.command("models")(models.models)
     app.add_typer(registers.registers_app, name="registers")
     app.command("demo")(demo.demo)
+    app.add_typer(export.export_app, name="export")
+    app.add_typer(import_.import_app, name="import")
     return app
 
 
@@ -45,6 +48,7 @@ def main() -> None:
 
     from anatomica.io.output import interrupt_note
 
+    keep_freed_memory()  # long sampling/training loops reuse the same large tensors (anatomica.allocator)
     command = typer.main.get_command(build_app())
     try:
         code = command.main(prog_name="anatomica", standalone_mode=False)

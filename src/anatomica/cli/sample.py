@@ -46,7 +46,11 @@ def sample(
     resolution: str | None = typer.Option(None, "--resolution", help="L-parsing grid preset: low (12 points per domain axis / 16³ global grid), med (16 / 24³), high (24 / 32³). Default: low."),
     guidance_scale: float | None = typer.Option(None, "--guidance-scale", help="w in D^w = D − w·σ²·∇L (L is O(0.01-1), its gradient per latent element small, hence large w); 0 gives unguided samples from the same noise, with the same reports. Default: the task's guidance.scale (packaged topological tasks: 100), else 10000."),
     fast_gradient: bool = typer.Option(False, "--fast-gradient", help="Differentiate the potential w.r.t. the denoised latent only (no backward pass through the denoiser): faster, less faithful."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16: the networks under bfloat16 autocast (CPU and GPU; measured ~1.5-1.8× faster on CPU at >= 99.5 % label agreement). Same seed, same precision, same result."),
     sigma_window: str | None = typer.Option(None, "--sigma-window", help="Noise levels MIN,MAX where guidance is active, e.g. 0.05,10. Default: 0.05,inf (every step above σ = 0.05)."),
+    mesh: str | None = typer.Option(None, "--mesh", help="Also write meshes/sample_NNN/<label>.FORMAT, one closed surface per label in world mm: stl, obj, ply or glb."),
+    viewer_files: bool = typer.Option(False, "--viewer-files", help="Also write viewer/: sample_NNN.seg.nrrd (3D Slicer), anatomica.ctbl and itksnap_labels.txt (docs/viewers.md)."),
+    report_sample: int = typer.Option(0, "--report-sample", help="The sample report.html shows first in its 3D view (the page lets you switch)."),
 ) -> None:
     """Draw unconditional label maps from the latent diffusion prior: noise from --seed, EDM ODE sampling in latent
     space, decoding, argmax. Files carry the training data's affine (world mm) and label table. Prints the per-label
@@ -59,23 +63,33 @@ def sample(
     Guide: docs/guided_sampling.md.
 
     Example: anatomica sample --model runs/heart32/ldm --task right-ventricle --reference heldout/case_000.nii.gz --n 8 --seed 0 --out runs/rv_guided
-    """
-    from anatomica.guided.run import GuidanceConfig, SamplingRun, parse_sigma_window, run_sampling
 
+    Every run also writes report.html (open it in a browser: settings, targets vs achieved, mosaic, 3D view).
+    """
+    from anatomica.errors import AnatomicaError
+    from anatomica.guided.html_report import sample_extras
+    from anatomica.guided.run import GuidanceConfig, SamplingRun, parse_sigma_window, run_sampling
+    from anatomica.io.mesh import check_format
+
+    if mesh is not None:
+        mesh = check_format(mesh)
+    if not 0 <= report_sample < max(n, 1):
+        raise AnatomicaError(f"--report-sample must be a sample index in [0, {n}), got {report_sample}")
     check_seed(seed)
     set_threads(threads)
     lo, hi = parse_sigma_window(sigma_window)
     config = GuidanceConfig(parsing=parsing, resolution=resolution, scale=guidance_scale, fast=fast_gradient,
-                            sigma_min=lo, sigma_max=hi, steps=steps, sampler=sampler, decoder=decoder)
+                            sigma_min=lo, sigma_max=hi, steps=steps, sampler=sampler, decoder=decoder,
+                            precision=precision)
     run = SamplingRun(model=model, out=out, config=config, n=n, seed=seed, task=task, reference=reference,
-                      batch_size=batch_size, overwrite=overwrite)
+                      batch_size=batch_size, overwrite=overwrite, extras=sample_extras(mesh, viewer_files, report_sample))
     summary = run_sampling(run)
     if task is None:
         Console(width=max(Console().width, 100)).print(quality_table(summary["samples"], summary["training"]))
         typer.echo(f"{n} samples in {out}/labelsTr ({summary['seconds_sampling_per_sample']:.2f} s/sample sampling + "
-                   f"{summary['seconds_decoding_per_sample']:.2f} s/sample decoding); mosaic: {out / 'mosaic.png'}")
+                   f"{summary['seconds_decoding_per_sample']:.2f} s/sample decoding); mosaic: {out / 'mosaic.png'}; report: {out / 'report.html'}")
     else:
         from anatomica.guided.report import summary_table
 
         Console().print(summary_table(summary))
-        typer.echo(f"{n} samples in {out}/labelsTr ({summary['seconds_per_sample']:.2f} s/sample); reports in {out}/reports, mosaic: {out / 'mosaic.png'}")
+        typer.echo(f"{n} samples in {out}/labelsTr ({summary['seconds_per_sample']:.2f} s/sample); reports in {out}/reports, mosaic: {out / 'mosaic.png'}; report: {out / 'report.html'}")

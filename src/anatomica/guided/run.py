@@ -35,7 +35,14 @@ from anatomica.guided.resolution import PRESETS
 
 DEFAULT_SCALE = 1e4
 DEFAULT_SIGMA_MIN = 0.05
-DEFAULT_SIGMA_MAX = float("inf")  # guide from the first step: topology needs the coarse stages
+DEFAULT_SIGMA_MAX = float("inf")
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast(precision: str, device: torch.device | str = "cpu"):
+    """The networks' precision: fp32 as is, or bf16 autocast (CPU and GPU); the sampler's state stays fp32."""
+    device_type = torch.device(device).type
+    return torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=precision == "bf16")  # guide from the first step: topology needs the coarse stages
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,7 @@ class GuidanceConfig:
     steps: int = 20
     sampler: str = "heun"
     decoder: str | None = None  # decoder of the saved label maps: conv, field (full grid), None = the parsing's
+    precision: str = "fp32"  # fp32, or bf16 autocast of the networks (latents and the sampler stay fp32)
 
     def check(self) -> GuidanceConfig:
         if self.parsing not in PARSINGS:
@@ -69,6 +77,8 @@ class GuidanceConfig:
             raise AnatomicaError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if self.decoder not in (None, "conv", "field"):
             raise AnatomicaError(f"--decoder must be 'conv' or 'field', got {self.decoder!r}")
+        if self.precision not in PRECISIONS:
+            raise AnatomicaError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         return self
 
     def for_task(self, spec: TaskSpec) -> GuidanceConfig:
@@ -90,6 +100,7 @@ class GuidanceConfig:
         return {
             "parsing": self.parsing, "resolution": self.resolution_name, "guidance_scale": self.scale, "fast_gradient": self.fast,
             "sigma_min": self.sigma_min, "sigma_max": self.sigma_max if np.isfinite(self.sigma_max) else None, "steps": self.steps, "sampler": self.sampler, "decoder": self.output_decoder,
+            "precision": self.precision,
         }
 
 
@@ -140,16 +151,18 @@ def guided_batch(bundle, task: Task, indices: Sequence[int], seed: int, config: 
     potential = lambda z: parsing.potential(z)[0]  # noqa: E731
     trace = GuidanceTrace()
     guided = GuidedDenoiser(bundle.denoiser, potential, config.scale, config.sigma_min, config.sigma_max,
-                            mode="fast" if config.fast else "full", trace=trace)
+                            mode="fast" if config.fast else "full", trace=trace,
+                            sigma_data=getattr(bundle.denoiser, "sigma_data", 1.0))
     denoiser = TracedDenoiser(guided, potential, record_unguided)
     noise = bundle.noise(indices, seed)
     t0 = time.perf_counter()
-    z = SAMPLERS[config.sampler](denoiser, noise, bundle.sigmas(config.steps),
-                                 callback=finite_steps((lambda info: on_step()) if on_step else None, "; lower --guidance-scale"))
-    seconds = (time.perf_counter() - t0) / len(indices)
-    with torch.no_grad():
-        L, terms = parsing.potential(z)
-        labels = decode_labels(bundle, z, config.output_decoder)
+    with autocast(config.precision):
+        z = SAMPLERS[config.sampler](denoiser, noise, bundle.sigmas(config.steps),
+                                     callback=finite_steps((lambda info: on_step()) if on_step else None, "; lower --guidance-scale"))
+        seconds = (time.perf_counter() - t0) / len(indices)
+        with torch.no_grad():
+            L, terms = parsing.potential(z)
+            labels = decode_labels(bundle, z, config.output_decoder)
     sigmas, per_call = trace.as_lists()
     out = []
     for b, i in enumerate(indices):
@@ -173,10 +186,11 @@ def unguided_batch(bundle, indices: Sequence[int], seed: int, config: GuidanceCo
                    on_step: Callable[[], None] | None = None) -> list[SampleResult]:
     """Sample and decode ``indices`` with the plain denoiser: no potential, no reports."""
     t0 = time.perf_counter()
-    z = prior_latents(bundle, indices, seed, config.steps, config.sampler, on_step)
-    t1 = time.perf_counter()
-    with torch.no_grad():
-        labels = decode_labels(bundle, z, config.output_decoder)
+    with autocast(config.precision):
+        z = prior_latents(bundle, indices, seed, config.steps, config.sampler, on_step)
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            labels = decode_labels(bundle, z, config.output_decoder)
     t2 = time.perf_counter()
     return [SampleResult(index=int(i), latent=z[b].detach().clone(), labels=labels[b], seconds=(t1 - t0) / len(indices),
                          decode_seconds=(t2 - t1) / len(indices)) for b, i in enumerate(indices)]
@@ -185,7 +199,7 @@ def unguided_batch(bundle, indices: Sequence[int], seed: int, config: GuidanceCo
 def decode_labels(bundle, z: Tensor, decoder: str) -> np.ndarray:
     """Label maps (B, X, Y, Z) uint8 of normalized latents through the conv decoder or the neural field."""
     logits = bundle.decode(z) if decoder == "conv" else bundle.decode_field(z)
-    return logits.argmax(1).to(torch.uint8).numpy()
+    return logits.float().argmax(1).to(torch.uint8).numpy()
 
 
 # --- references and tasks ----------------------------------------------------------------------------------
@@ -321,7 +335,9 @@ class SamplingRun:
     batch_size: int = 4
     overwrite: bool = False
     progress: bool = True
-    record_unguided: bool = True
+    # L(ẑ0) also on unguided calls (outside the σ window, or w = 0): a full curve in the reports, at the cost of
+    # one extra parse per such call; off by default so unguided calls only denoise.
+    record_unguided: bool = False
     # More files for the finished run, written into the staged folder before it is swapped in:
     # extras(folder, summary); e.g. meshes, viewer files, report.html.
     extras: Callable[[Path, dict], None] | None = None
