@@ -43,7 +43,8 @@ def demo(
     2. two held-out phantoms as references (the paper takes targets from validation cases);
     3. the 'right-ventricle' task (RV mass 1.3x the reference's, centroid and shape from it): samples from the
        same noise without guidance (w = 0) and with Anatomica-L guidance; a table compares the target errors.
-    Outputs: OUT/heart_phantoms, OUT/references, OUT/rv_unguided, OUT/rv_guided (NIfTI, JSON reports, mosaic.png).
+    Outputs: OUT/heart_phantoms, OUT/references, OUT/rv_unguided, OUT/rv_guided (NIfTI, JSON reports, mosaic.png,
+    report.html) and OUT/report.html (open it in a browser).
     """
     from anatomica.pretrained import pretrained_path
 
@@ -62,7 +63,26 @@ def demo(
         _run(args, done=target / "summary.json")
         runs[name] = json.loads((target / "summary.json").read_text())
     _compare(runs)
-    typer.echo(f"[demo] done: look at {out}/rv_guided/mosaic.png (control domain drawn in red) and {out}/rv_guided/reports/")
+    report = _report(out, runs)
+    typer.echo(f"[demo] done: open {report} in a browser (guided samples in 3D, targets vs achieved, mosaic); "
+               f"files in {out}/rv_guided (labelsTr/, reports/, mosaic.png)")
+
+
+def _report(out: Path, runs: dict[str, dict]) -> Path:
+    """OUT/report.html: the guided run's report (self-contained) with the unguided-vs-guided comparison on top."""
+    import html
+
+    from anatomica.guided.html_report import write_report
+
+    cols = ("mass_l1", "centroid_l1", "covariance_l1")
+    rows = "".join(
+        f"<tr><th>{html.escape(name)}</th>" + "".join(f"<td>{next(iter(s['domains'].values())).get(c, float('nan')):.4f}</td>" for c in cols)
+        + f"<td>{s['final_potential']:.5f}</td><td>{s['seconds_per_sample']:.1f}</td></tr>" for name, s in runs.items())
+    preamble = ("<h2>Unguided vs guided, same noise (lower is better)</h2><table><tr><th>run</th><th>mass L1</th><th>centroid L1</th>"
+                "<th>covariance L1</th><th>final potential</th><th>s / sample</th></tr>" + rows + "</table>"
+                "<p>The tables below and the 3D view are the guided run (rv_guided/); rv_unguided/report.html shows the unguided one.</p>")
+    return write_report(out / "rv_guided", runs["guided"], path=out / "report.html",
+                        title="anatomica demo: right-ventricle task, guided samples", preamble=preamble)
 
 
 def _compare(runs: dict[str, dict]) -> None:
