@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -36,10 +37,13 @@ def _done(run: Path, what: str) -> None:
         typer.echo(f"{what} written to {run} (model.safetensors, config.json, logs/, checkpoints/)")
 
 
-DEVICES_HELP = "Processes (CPU) or GPUs per node to train on with DDP; >1 re-launches this command once per extra process (gloo on CPU, NCCL on GPUs)."
-ACCEL_HELP = "cpu, gpu or auto (a GPU when one is available)."
-NODES_HELP = "Machines taking part (multi-node DDP; set MASTER_ADDR, MASTER_PORT, NODE_RANK as for any Lightning job)."
-RESUME_HELP = "Continue the run in this folder from checkpoints/last.safetensors (same step, optimizer, EMA, data order); other model options are ignored."
+# Options both stages take, declared once.
+Devices = Annotated[int, typer.Option("--devices", help="Processes (CPU) or GPUs per node to train on with DDP; >1 re-launches this command once per extra process (gloo on CPU, NCCL on GPUs).")]
+Accelerator = Annotated[str, typer.Option("--accelerator", help="cpu, gpu or auto (a GPU when one is available).")]
+Nodes = Annotated[int, typer.Option("--nodes", help="Machines taking part (multi-node DDP; set MASTER_ADDR, MASTER_PORT, NODE_RANK as for any Lightning job).")]
+Resume = Annotated[Path | None, typer.Option("--resume", help="Continue the run in this folder from checkpoints/last.safetensors (same step, optimizer, EMA, data order); other model options are ignored.")]
+OverwriteRun = Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder as a whole; the old run survives until the new one has finished.")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of weights, batch order and noise (an integer >= 0): same seed, same model.")]
 
 
 @train_app.command("autoencoder")
@@ -57,13 +61,13 @@ def autoencoder(
     field_features: int = typer.Option(64, "--field-features", help="Feature channels of the neural-field decoder's grid."),
     val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of cases (the last ones) held out for the reconstruction Dice in metrics.json."),
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Write checkpoints/step*.safetensors every N steps."),
-    seed: int = typer.Option(0, "--seed", help="Seed of weights, batch order and noise: same seed, same model."),
-    devices: int = typer.Option(1, "--devices", help=DEVICES_HELP),
-    accelerator: str = typer.Option("auto", "--accelerator", help=ACCEL_HELP),
-    nodes: int = typer.Option(1, "--nodes", help=NODES_HELP),
+    seed: Seed = 0,
+    devices: Devices = 1,
+    accelerator: Accelerator = "auto",
+    nodes: Nodes = 1,
     threads: int | None = threads_option(),
-    resume: Path | None = typer.Option(None, "--resume", help=RESUME_HELP),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder as a whole; the old run survives until the new one has finished."),
+    resume: Resume = None,
+    overwrite: OverwriteRun = False,
 ) -> None:
     """Train the label-map autoencoder: a KL-regularized 3D conv encoder to a 4-channel latent grid (×4 smaller per
     axis) with a convolutional decoder (full volume) and a neural-field decoder (any point set), both trained with
@@ -108,13 +112,13 @@ def diffusion(
     attention: str = typer.Option("0,0,1", "--attention", help="Self-attention per level, 0/1 per entry of --unet-channels."),
     res_blocks: int = typer.Option(2, "--res-blocks", help="Residual blocks per UNet level."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Write checkpoints/step*.safetensors every N steps."),
-    seed: int = typer.Option(0, "--seed", help="Seed of weights, batch order and noise: same seed, same model."),
-    devices: int = typer.Option(1, "--devices", help=DEVICES_HELP),
-    accelerator: str = typer.Option("auto", "--accelerator", help=ACCEL_HELP),
-    nodes: int = typer.Option(1, "--nodes", help=NODES_HELP),
+    seed: Seed = 0,
+    devices: Devices = 1,
+    accelerator: Accelerator = "auto",
+    nodes: Nodes = 1,
     threads: int | None = threads_option(),
-    resume: Path | None = typer.Option(None, "--resume", help=RESUME_HELP),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder as a whole; the old run survives until the new one has finished."),
+    resume: Resume = None,
+    overwrite: OverwriteRun = False,
 ) -> None:
     """Train EDM latent diffusion (Karras et al. 2022: preconditioning, lognormal σ, λ(σ) weighting) with a 3D UNet
     on the autoencoder's latents, normalized to zero mean and unit variance; the saved weights are the EMA.
