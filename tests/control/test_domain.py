@@ -3,15 +3,8 @@ import pytest
 import torch
 from helpers import ball, oblique_affine
 
-from anatomica.control.domain import (
-    ControlDomain,
-    centerline,
-    contact_region,
-    place_box,
-    place_global,
-    place_lines,
-    place_planes,
-)
+from anatomica.control.domain import ControlDomain, place_global
+from anatomica.control.placement import centerline, contact_region, place_box, place_lines, place_planes
 from anatomica.coords import grid_points, normalized_to_world, voxel_to_normalized
 from anatomica.errors import AnatomicaError
 
@@ -180,3 +173,9 @@ def test_lines_radiate_from_the_centroid():
     given = place_lines(centre_mask, extent, (8, 1, 1), directions=[[0, 1, 0]], length_mm=10.0, affine=np.diag([2.0, 2.0, 2.0, 1.0]))
     pts = given[0].points(torch.float64).numpy()
     assert np.isclose(np.linalg.norm((pts[-1] - pts[0]) / (2.0 / (np.array(SHAPE) - 1))) * 2.0, 10.0)
+
+
+def test_placement_helpers_still_import_from_domain():
+    from anatomica.control import domain, placement
+
+    assert domain.place_box is placement.place_box and domain.centerline is placement.centerline

@@ -123,3 +123,50 @@ def test_temperature_applies_to_the_topological_term_only_by_default():
     topo_only = make_task(Weights(geometry=0.0), geometry_temperature=1.0)
     (sb, sp) = topo_only.parse_volume(x)
     assert torch.allclose(sb, topo_only.parse_probabilities(torch.softmax(x / 2.0, 1))[0])
+
+
+def _reference(shift: int) -> np.ndarray:
+    arr = np.zeros(SHAPE, np.int64)
+    arr[ball(SHAPE, (4 + shift, 7, 8), 3)] = 1
+    arr[ball(SHAPE, (9, 6, 6 + shift), 2)] = 2
+    return arr
+
+
+def test_stacked_tasks_score_each_sample_with_its_own_domains_and_targets():
+    from anatomica.control.resolution import resolve_task
+    from anatomica.control.schema import parse_task
+    from anatomica.control.potential import stack_tasks
+    from anatomica.io.nifti import LabelMap
+
+    spec = parse_task("""
+name: mixed
+temperature: 2.0
+domains:
+  - {name: box, labels: [a], placement: {kind: box, around: [a], margin: 0.3}, grid: [6, 7, 8],
+     targets: {mass: {scale: 1.3}, centroid: {offset_mm: [1, 0, 0]}, covariance: {}}}
+  - {name: all, labels: [a, b], grid: [12, 14, 16], targets: {betti: [2, 0, 0], mass: {value: 0.05}}}
+""")
+    labels = {"a": 1, "b": 2}
+    affine = np.diag([1.0, 1.2, 0.9, 1.0])
+    tasks = [resolve_task(spec, LabelMap(_reference(s), affine, labels), labels, SHAPE, affine) for s in (0, 2, 1)]
+    stacked = stack_tasks(tasks)
+    assert stacked.batch == 3 and len(stacked.domains[0].domain) == 3
+    assert stacked.domains[1].domain is tasks[0].domains[1].domain  # the shared global domain stays one
+    x = logits(B=3, seed=7, requires_grad=True)
+    L, terms = stacked.potential(stacked.parse_volume(x))
+    L.sum().backward()
+    grad = x.grad.clone()
+    for b, task in enumerate(tasks):
+        xb = x.detach()[b : b + 1].clone().requires_grad_(True)
+        Lb, tb = task.potential(task.parse_volume(xb))
+        Lb.sum().backward()
+        assert torch.allclose(L[b], Lb[0]) and all(torch.allclose(terms[k][b], tb[k][0]) for k in tb)
+        assert torch.allclose(grad[b], xb.grad[0])
+        sample = stacked.sample(b)
+        assert np.array_equal(sample.domains[0].domain.translation, task.domains[0].domain.translation)
+        assert torch.equal(sample.domains[0].target.mass, task.domains[0].target.mass)
+    with pytest.raises(AnatomicaError, match="3 samples.* got a batch of 2"):
+        stacked.potential(stacked.parse_volume(x.detach()[:2]))
+    other = resolve_task(parse_task("name: mixed\ndomains: [{name: box, labels: [a]}]\n"), None, labels, SHAPE, affine)
+    with pytest.raises(AnatomicaError, match="different domains"):
+        stack_tasks([tasks[0], other])

@@ -111,3 +111,81 @@ def test_bad_parsing_options(encoded):
         make_parsing(bundle, task, "v", "low")
     with pytest.raises(AnatomicaError, match="unknown resolution 'ultra'"):
         make_parsing(bundle, task, "l-local", "ultra")
+
+
+class VolumeDecoder:
+    """A toy decoder whose latent *is* the logit volume (B, C, X, Y, Z): decode = identity, query = trilinear at
+    the points (shared (N, 3) or per sample (B, N, 3)). Records the query shapes."""
+
+    def __init__(self):
+        self.queries = []
+
+    def decode(self, z):
+        return z
+
+    def query(self, z, points):
+        from anatomica.coords import sample_points
+
+        self.queries.append(tuple(points.shape))
+        pts = points if points.ndim == 3 else points.expand(z.shape[0], *points.shape)
+        return sample_points(z, pts)
+
+
+TOY = """
+name: toy
+temperature: 2.0
+domains:
+  - {name: left_box, labels: [left], placement: {kind: box, around: [left], margin: 0.3}, grid: [12, 12, 12],
+     targets: {mass: {scale: 1.5}, centroid: {}, covariance: {}}}
+  - {name: both, labels: [left, right], grid: [16, 16, 16], targets: {betti: [2, 0, 0]}}
+weights: {geometry: 1.0, topology: 1.0}
+"""
+
+
+def test_coarse_parsing_reads_global_domains_on_the_preset_grid():
+    from anatomica.control.schema import parse_task
+
+    from conftest import AFFINE, LABELS, toy_case
+    from anatomica.io.nifti import LabelMap
+
+    ref = LabelMap(toy_case(np.random.default_rng(0)), AFFINE, LABELS)
+    task = resolve_task(parse_task(TOY), ref, LABELS, (16, 16, 16), AFFINE)
+    dec = VolumeDecoder()
+    z = torch.randn(2, 3, 16, 16, 16, dtype=torch.float64)
+    parsing = make_parsing(dec, task, "l-coarse", Resolution("tiny", local=6, coarse=8))
+    box, both = parsing(z)
+    assert dec.queries == [(8**3, 3)]  # one query on the coarse global grid, nothing else decoded
+    assert box.shape == (2, 6, 6, 6) and both.shape == (2, 8, 8, 8)  # PH runs on 8³, not on the task's 16³
+    # the global domain is the coarse grid itself: softmax of the field there, no interpolation
+    from anatomica.coords import grid_points, sample_points
+
+    coarse = sample_points(z, grid_points((8, 8, 8), torch.float64)[None].expand(2, -1, -1)).reshape(2, 3, 8, 8, 8)
+    torch.testing.assert_close(both, torch.softmax(coarse / 2.0, 1)[:, 1:3].sum(1))
+    assert parsing.task.domains[1].domain.size == (8, 8, 8) and parsing.task.domains[0].domain.size == (6, 6, 6)
+
+
+@pytest.mark.parametrize("mode", ["v", "l-local", "l-coarse"])
+def test_a_batch_of_per_sample_tasks_equals_the_samples_one_by_one(mode):
+    from anatomica.control.schema import parse_task
+
+    from conftest import AFFINE, LABELS, toy_case
+    from anatomica.io.nifti import LabelMap
+
+    rng = np.random.default_rng(4)
+    tasks = [resolve_task(parse_task(TOY), LabelMap(toy_case(rng), AFFINE, LABELS), LABELS, (16, 16, 16), AFFINE) for _ in range(3)]
+    res = None if mode == "v" else "low"
+    z = torch.randn(3, 3, 16, 16, 16, dtype=torch.float64, requires_grad=True)
+    dec = VolumeDecoder()
+    batched = make_parsing(dec, tasks, mode, res)  # a list of tasks: stacked, sample b scored with tasks[b]
+    L, terms = batched.potential(z)
+    L.sum().backward()
+    if mode == "l-local":
+        assert dec.queries == [(3, 12**3 + 12**3, 3)]  # one query, per-sample points
+    for b, task in enumerate(tasks):
+        zb = z.detach()[b : b + 1].clone().requires_grad_(True)
+        Lb, tb = make_parsing(dec, task, mode, res).potential(zb)
+        Lb.sum().backward()
+        torch.testing.assert_close(L[b : b + 1], Lb)
+        for k in tb:
+            torch.testing.assert_close(terms[k][b : b + 1], tb[k])
+        torch.testing.assert_close(z.grad[b : b + 1], zb.grad)

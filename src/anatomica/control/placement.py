@@ -195,13 +195,20 @@ def place_planes(
     if total <= 0:
         raise AnatomicaError(f"domain {name!r}: the reference's centerline is a single point, cannot place planes")
     voxel = float(frame.spacing.max())
-    window = max(0.05 * total, 2.0 * voxel)
+    # the tangent is the principal axis (mm) of the centerline points within ± window of arc length: a
+    # least-squares fit, robust to the voxel steps of a skeleton on an anisotropic grid (a chord is not)
+    window = max(0.1 * total, 3.0 * voxel)
     out = []
     for i, f in enumerate(fractions):
         s = float(f) * total
         at = lambda x: np.array([np.interp(x, arc, path[:, d]) for d in range(3)])  # noqa: E731
         centre, ahead, behind = at(s), at(min(s + window, total)), at(max(s - window, 0.0))
-        R = complete_basis(third=ahead - behind)
+        near = path[np.abs(arc - s) <= window]
+        tangent = ahead - behind
+        if len(near) >= 3:
+            axis = principal_axes(near)[:, 0]
+            tangent = axis if axis @ tangent >= 0 else -axis
+        R = complete_basis(third=tangent)
         vox = np.clip(np.rint([np.interp(s, arc, ijk[:, d]) for d in range(3)]), 0, np.array(mask.shape) - 1).astype(int)
         half = max(float(radius[tuple(vox)]), voxel) * (1.0 + margin)
         # the normal axis's scale is unused (template coordinate 0); the half-width keeps the map well conditioned
