@@ -357,40 +357,47 @@ class SamplingRun:
         return self
 
 
-def run_sampling(run: SamplingRun) -> dict:
-    """Sample ``run.n`` label maps into ``run.out`` (built beside it, swapped in when complete):
-    labelsTr/sample_NNN.nii.gz + dataset.json, summary.json and mosaic.png; with a task also
-    reports/sample_NNN.json and the control domains in the mosaic. Returns the summary."""
-    from tqdm import tqdm
+@dataclass
+class SamplingPlan:
+    """A checked run with its model loaded and its task resolved once per reference (``tasks`` None: unguided)."""
 
+    run: SamplingRun
+    config: GuidanceConfig  # w and the output decoder filled in
+    bundle: object  # model.ModelBundle
+    model_path: str
+    spec: TaskSpec | None = None
+    tasks: list[Task] | None = None
+    references: list[Path] = field(default_factory=list)
+
+
+def plan_sampling(run: SamplingRun) -> SamplingPlan:
+    """Validate everything (options, --out, task, references) and load the model: no sampling, no files."""
     from anatomica.control.spec import load_task
-    from anatomica.guided.figures import write_domain_mosaic, write_mosaic
-    from anatomica.guided.report import sample_report, summarize
-    from anatomica.io.dataset import write_dataset_json
-    from anatomica.io.files import write_json
-    from anatomica.io.nifti import load_label_map, save_label_map
-    from anatomica.metrics.label_stats import label_volume_stats
+    from anatomica.io.nifti import load_label_map
     from anatomica.model import load_model, resolve_model
 
     run = run.check()
-    config = run.config
     model_path = str(resolve_model(run.model).resolve())
-    spec = tasks = ref_paths = None
-    if run.task is not None:
-        spec = load_task(run.task)
-        config = config.for_task(spec)
-        ref_paths = reference_files(run.reference)
-    else:
-        config = replace(config, decoder=config.decoder or "conv")
+    if run.task is None:
+        return SamplingPlan(run, replace(run.config, decoder=run.config.decoder or "conv"), load_model(run.model), model_path)
+    spec = load_task(run.task)
+    config = run.config.for_task(spec)
+    ref_paths = reference_files(run.reference)
     bundle = load_model(run.model)
-    if spec is not None:
-        refs = [(p.name, load_label_map(p)) for p in ref_paths]
-        tasks = resolve_per_reference(spec, refs, bundle.labels, bundle.shape, bundle.affine)
-    if tasks:
-        import sys
+    refs = [(p.name, load_label_map(p)) for p in ref_paths]
+    tasks = resolve_per_reference(spec, refs, bundle.labels, bundle.shape, bundle.affine)
+    import sys
 
-        for w in request_warnings(tasks, config, bundle):
-            print(f"warning: {w}", file=sys.stderr)
+    for w in request_warnings(tasks, config, bundle):
+        print(f"warning: {w}", file=sys.stderr)
+    return SamplingPlan(run, config, bundle, model_path, spec, tasks, ref_paths)
+
+
+def sample_all(plan: SamplingPlan) -> tuple[list[SampleResult], list[int]]:
+    """Every sample of the plan (index order) and the index of the task (reference) each was guided by."""
+    from tqdm import tqdm
+
+    run, config, bundle, tasks = plan.run, plan.config, plan.bundle, plan.tasks
     batches = schedule(run.n, len(tasks) if tasks else 1, run.batch_size)
     results: dict[int, SampleResult] = {}
     task_of: dict[int, int] = {}
@@ -402,40 +409,68 @@ def run_sampling(run: SamplingRun) -> dict:
                      else unguided_batch(bundle, idx, run.seed, config, on_step=step))
             for r in batch:
                 results[r.index], task_of[r.index] = r, k
-    cfg = config.to_dict()
-    names = [f"sample_{i:03d}" for i in range(run.n)]
-    with staged_output(run.out, run.overwrite, "pass --overwrite to replace its samples") as out:
-        for i, name in enumerate(names):
-            save_label_map(LabelMap(results[i].labels, bundle.affine, bundle.labels), out / "labelsTr" / f"{name}.nii.gz")
-        labels = [results[i].labels for i in range(run.n)]
-        if tasks is None:
-            write_dataset_json(out, "samples", bundle.labels, names, extra={"model": model_path, "seed": run.seed, "steps": config.steps,
-                                                                             "sampler": config.sampler, "decoder": config.output_decoder})
-            write_mosaic(np.stack(labels), out / "mosaic.png", bundle.num_classes)
-            quality = label_volume_stats(torch.from_numpy(np.stack(labels)), bundle.labels, voxel_volume_ml(bundle.affine))
-            summary = {
-                "n": run.n, "steps": config.steps, "sampler": config.sampler, "decoder": config.output_decoder, "seed": run.seed,
-                "threads": torch.get_num_threads(),
-                "seconds_sampling_per_sample": float(np.mean([r.seconds for r in results.values()])),
-                "seconds_decoding_per_sample": float(np.mean([r.decode_seconds for r in results.values()])),
-                "samples": quality, "training": bundle.config.get("data_stats"),
-            }
-        else:
-            reports = []
-            for i, name in enumerate(names):
-                k = task_of[i]
-                rep = sample_report(results[i], tasks[k], cfg, run.seed, str(ref_paths[k]) if ref_paths else None)
-                write_json(rep, out / "reports" / f"{name}.json")
-                reports.append(rep)
-            write_dataset_json(out, "guided samples", bundle.labels, names,
-                               extra={"model": model_path, "task": spec.name, "seed": run.seed, **cfg})
-            write_domain_mosaic(labels, [tasks[task_of[i]] for i in range(run.n)], out / "mosaic.png", bundle.num_classes,
-                                titles=[f"sample {i}" for i in range(run.n)])
-            summary = {"task": spec.name, "model": model_path, "seed": run.seed, "references": [str(p) for p in ref_paths],
-                       "guidance": cfg, "threads": torch.get_num_threads(), **summarize(reports)}
+    return [results[i] for i in range(run.n)], [task_of[i] for i in range(run.n)]
+
+
+def write_unguided(plan: SamplingPlan, results: list[SampleResult], out: Path, names: list[str]) -> dict:
+    """dataset.json, the mosaic and the summary (volumes against the training data) of an unguided run."""
+    from anatomica.guided.figures import write_mosaic
+    from anatomica.io.dataset import write_dataset_json
+    from anatomica.metrics.label_stats import label_volume_stats
+
+    run, config, bundle = plan.run, plan.config, plan.bundle
+    labels = np.stack([r.labels for r in results])
+    write_dataset_json(out, "samples", bundle.labels, names, extra={"model": plan.model_path, "seed": run.seed, "steps": config.steps,
+                                                                     "sampler": config.sampler, "decoder": config.output_decoder})
+    write_mosaic(labels, out / "mosaic.png", bundle.num_classes)
+    return {
+        "n": run.n, "steps": config.steps, "sampler": config.sampler, "decoder": config.output_decoder, "seed": run.seed,
+        "threads": torch.get_num_threads(),
+        "seconds_sampling_per_sample": float(np.mean([r.seconds for r in results])),
+        "seconds_decoding_per_sample": float(np.mean([r.decode_seconds for r in results])),
+        "samples": label_volume_stats(torch.from_numpy(labels), bundle.labels, voxel_volume_ml(bundle.affine)),
+        "training": bundle.config.get("data_stats"),
+    }
+
+
+def write_guided(plan: SamplingPlan, results: list[SampleResult], task_of: list[int], out: Path, names: list[str]) -> dict:
+    """reports/sample_NNN.json, dataset.json, the mosaic with the control domains and the summary of a guided run."""
+    from anatomica.guided.figures import write_domain_mosaic
+    from anatomica.guided.report import sample_report, summarize
+    from anatomica.io.dataset import write_dataset_json
+    from anatomica.io.files import write_json
+
+    run, bundle, tasks, refs = plan.run, plan.bundle, plan.tasks, plan.references
+    cfg = plan.config.to_dict()
+    reports = []
+    for r, k, name in zip(results, task_of, names):
+        rep = sample_report(r, tasks[k], cfg, run.seed, str(refs[k]) if refs else None)
+        write_json(rep, out / "reports" / f"{name}.json")
+        reports.append(rep)
+    write_dataset_json(out, "guided samples", bundle.labels, names, extra={"model": plan.model_path, "task": plan.spec.name, "seed": run.seed, **cfg})
+    write_domain_mosaic([r.labels for r in results], [tasks[k] for k in task_of], out / "mosaic.png", bundle.num_classes,
+                        titles=[f"sample {i}" for i in range(run.n)])
+    return {"task": plan.spec.name, "model": plan.model_path, "seed": run.seed, "references": [str(p) for p in refs],
+            "guidance": cfg, "threads": torch.get_num_threads(), **summarize(reports)}
+
+
+def run_sampling(run: SamplingRun) -> dict:
+    """Sample ``run.n`` label maps into ``run.out`` (built beside it, swapped in when complete):
+    labelsTr/sample_NNN.nii.gz + dataset.json, summary.json and mosaic.png; with a task also
+    reports/sample_NNN.json and the control domains in the mosaic. Returns the summary."""
+    from anatomica.io.files import write_json
+    from anatomica.io.nifti import save_label_map
+
+    plan = plan_sampling(run)
+    results, task_of = sample_all(plan)
+    names = [f"sample_{i:03d}" for i in range(plan.run.n)]
+    with staged_output(plan.run.out, plan.run.overwrite, "pass --overwrite to replace its samples") as out:
+        for r, name in zip(results, names):
+            save_label_map(LabelMap(r.labels, plan.bundle.affine, plan.bundle.labels), out / "labelsTr" / f"{name}.nii.gz")
+        summary = write_unguided(plan, results, out, names) if plan.tasks is None else write_guided(plan, results, task_of, out, names)
         write_json(summary, out / "summary.json")
-        if run.extras is not None:
-            run.extras(out, summary)
+        if plan.run.extras is not None:
+            plan.run.extras(out, summary)
     return summary
 
 
