@@ -72,7 +72,7 @@ def sample(
     from anatomica.io.mesh import check_format
 
     if mesh is not None:
-        mesh = check_format(mesh)
+        mesh = check_format(mesh, "--mesh")
     if not 0 <= report_sample < max(n, 1):
         raise AnatomicaError(f"--report-sample must be a sample index in [0, {n}), got {report_sample}")
     check_seed(seed)

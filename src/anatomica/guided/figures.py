@@ -21,6 +21,9 @@ from anatomica.io.colors import value_colors
 from anatomica.io.files import atomic_write
 
 
+DOMAIN_COLORS = ("black", "#e000e0", "#00a000", "#ff8000", "#606060", "#0000ff")
+
+
 def pyplot():
     """matplotlib's pyplot on the file-only Agg backend (no screen needed)."""
     import matplotlib
@@ -146,7 +149,8 @@ def write_domain_mosaic(labels: Sequence[np.ndarray], tasks: Sequence[Task], pat
     legend_rows = -(-max(num_classes - 1, 1) // 4) + -(-len(domain_names) // 4) + 1
     fig, axes = plt.subplots(n, 3, figsize=(6.6, 2.2 * n + 0.2 * legend_rows + 0.2), squeeze=False)
     cmap = label_cmap(num_classes, names)
-    outline = plt.get_cmap("Set1")
+    # dark outline colours, none of them a label colour (Set1's red drew over the left ventricle's red)
+    outline = lambda k: DOMAIN_COLORS[k % len(DOMAIN_COLORS)]  # noqa: E731
     masks_of: dict[int, list[np.ndarray]] = {}
     for i in range(n):
         vol, task = labels[i], tasks[i]
@@ -161,7 +165,7 @@ def write_domain_mosaic(labels: Sequence[np.ndarray], tasks: Sequence[Task], pat
                 sl = np.pad(np.take(m, centre[a], axis=a).astype(float), 1)  # padded: a domain filling the slice gets a frame
                 if sl.any():
                     ax.contour(np.arange(-1, sl.shape[0] - 1), np.arange(-1, sl.shape[1] - 1), sl.T, levels=[0.5],
-                               colors=[outline(k % 9)], linewidths=1.0)
+                               colors=[outline(k)], linewidths=1.0)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"axis {a}, slice {centre[a]}", fontsize=7)
@@ -170,7 +174,7 @@ def write_domain_mosaic(labels: Sequence[np.ndarray], tasks: Sequence[Task], pat
     handles = _legend_handles(names, num_classes, present)
     # one outline colour per domain position k (as drawn above); the name is the first task's domain k
     first = tasks[0].domains if n else []
-    handles += [Line2D([0], [0], color=outline(k % 9), lw=1.5, label=f"domain: {d.name}") for k, d in enumerate(first)]
+    handles += [Line2D([0], [0], color=outline(k), lw=1.5, label=f"domain: {d.name}") for k, d in enumerate(first)]
     bottom = _add_legend(fig, handles)
     fig.tight_layout(rect=(0, bottom, 1, 1))
     atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=80, format="png"))

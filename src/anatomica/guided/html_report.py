@@ -33,7 +33,7 @@ def _labels_of(folder: Path) -> dict[str, int]:
     return read_label_table(folder / "dataset.json") if (folder / "dataset.json").is_file() else {}
 
 
-def _fmt(x, digits: int = 3) -> str:
+def _fmt(x, digits: int = 4) -> str:
     if x is None:
         return "—"
     if isinstance(x, (list, tuple)):

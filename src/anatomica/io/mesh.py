@@ -33,10 +33,11 @@ class LabelMesh:
     mesh: trimesh.Trimesh
 
 
-def check_format(fmt: str) -> str:
+def check_format(fmt: str, what: str = "--format") -> str:
+    """A mesh format name (case and a leading dot ignored), or one error line naming the option ``what``."""
     fmt = fmt.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise AnatomicaError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise AnatomicaError(f"{what} must be one of {', '.join(FORMATS)}, got {fmt!r}")
     return fmt
 
 
