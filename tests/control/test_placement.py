@@ -55,8 +55,8 @@ def test_oriented_box_axes_are_orthogonal_in_mm_and_follow_the_rod():
     assert np.all(np.abs(local) <= 1.0 + 1e-9)
 
 
-def test_plane_is_perpendicular_to_an_oblique_tube_within_one_degree():
-    direction = (1.0, 0.4, 1.0)
+@pytest.mark.parametrize("direction", [(1.0, 0.4, 1.0), (0.0, 1.0, 1.0), (1.0, 1.0, 0.3)])
+def test_plane_is_perpendicular_to_an_oblique_tube_within_one_degree(direction):
     mask = tube(direction)
     (p,) = place_planes(mask, (9, 9, 1), [0.5], margin=1.0, frame=FRAME)
     axes = world_axes(p)
@@ -68,7 +68,7 @@ def test_plane_is_perpendicular_to_an_oblique_tube_within_one_degree():
     pts_mm = FRAME.to_world(p.points(torch.float64).numpy())
     centre = np.array([19.5, 15.5, 48.75])
     d = np.asarray(direction) / np.linalg.norm(direction)
-    assert np.abs((pts_mm - centre) @ d).max() < 2.5
+    assert np.abs((pts_mm - centre) @ d).max() < 3.0
     assert np.linalg.norm(pts_mm.mean(0) - centre - ((pts_mm.mean(0) - centre) @ d) * d) < 1.0
 
 

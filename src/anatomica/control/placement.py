@@ -195,22 +195,31 @@ def place_planes(
     if total <= 0:
         raise AnatomicaError(f"domain {name!r}: the reference's centerline is a single point, cannot place planes")
     voxel = float(frame.spacing.max())
-    # the tangent is the principal axis (mm) of the centerline points within ± window of arc length: a
-    # least-squares fit, robust to the voxel steps of a skeleton on an anisotropic grid (a chord is not)
-    window = max(0.1 * total, 3.0 * voxel)
+    window = max(0.05 * total, 2.0 * voxel)
+    voxels = frame.voxels_to_metric(np.argwhere(mask))
     out = []
     for i, f in enumerate(fractions):
         s = float(f) * total
         at = lambda x: np.array([np.interp(x, arc, path[:, d]) for d in range(3)])  # noqa: E731
         centre, ahead, behind = at(s), at(min(s + window, total)), at(max(s - window, 0.0))
-        near = path[np.abs(arc - s) <= window]
+        vox = np.clip(np.rint([np.interp(s, arc, ijk[:, d]) for d in range(3)]), 0, np.array(mask.shape) - 1).astype(int)
+        r = max(float(radius[tuple(vox)]), voxel)
+        # the tangent: the principal axis (mm) of the mask's voxels within a ball around the centre point, long
+        # enough (2.5 local radii) for the axis to dominate. A skeleton on an anisotropic grid is a staircase
+        # whose chords and local fits tilt by several degrees; the voxels of a tube segment average that out.
         tangent = ahead - behind
-        if len(near) >= 3:
+        near = voxels[np.linalg.norm(voxels - centre, axis=1) <= max(2.0 * window, 2.5 * r)]
+        if len(near) >= 4:
             axis = principal_axes(near)[:, 0]
             tangent = axis if axis @ tangent >= 0 else -axis
-        R = complete_basis(third=tangent)
-        vox = np.clip(np.rint([np.interp(s, arc, ijk[:, d]) for d in range(3)]), 0, np.array(mask.shape) - 1).astype(int)
-        half = max(float(radius[tuple(vox)]), voxel) * (1.0 + margin)
+        n = tangent / np.linalg.norm(tangent)
+        offset = near - centre
+        slab = offset[np.abs(offset @ n) <= voxel / 2.0]
+        if len(slab):  # centre the plane on the cross-section it cuts, not on the (staircase) skeleton
+            mean = slab.mean(axis=0)
+            centre = centre + mean - (mean @ n) * n
+        R = complete_basis(third=n)
+        half = r * (1.0 + margin)
         # the normal axis's scale is unused (template coordinate 0); the half-width keeps the map well conditioned
         out.append(_domain_mm(size, R, np.array([half, half, half]), centre, frame, _indexed(name, i, len(fractions))))
     return out
