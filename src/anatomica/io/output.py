@@ -65,6 +65,7 @@ def check_output_dir(out: Path, overwrite: bool, hint: str = "pass --overwrite t
     check_writable_target(out)
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise AnatomicaError(f"{out}: exists and is not empty ({hint})")
+    set_interrupt_note(f"{out} is as it was" if out.exists() else f"nothing written to {out}")
     return out
 
 
@@ -90,8 +91,6 @@ def staged_output(out: Path, overwrite: bool, hint: str = "pass --overwrite to r
     remove_stale(out)
     stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{out.name}-", dir=out.parent))
     os.chmod(stage, umask_mode(0o777))
-    kept = f"{out} is as it was" if out.exists() else f"nothing written to {out}"
-    set_interrupt_note(kept)
     try:
         yield stage
     except BaseException:
