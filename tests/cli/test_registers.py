@@ -49,6 +49,18 @@ def test_cli_end_to_end(tmp_path, run):
            "--attention", "0,1", "--head-channels", 8, "--registers-per-class", 2, "--register-dim", 8, "--seed", 0]
     assert run("registers", "train", *net, "--out", reg)[0] == 0
     assert run("registers", "train", *net, "--out", base, "--baseline")[0] == 0
+    wide = tmp_path / "wide"
+    assert run("registers", "train", *net, "--out", wide, "--baseline", "--widen")[0] == 0
+    reg_n = json.loads((reg / "config.json").read_text())["meta"]["parameters"]["total"]
+    base_n = json.loads((base / "config.json").read_text())["meta"]["parameters"]["total"]
+    wide_n = json.loads((wide / "config.json").read_text())["meta"]["parameters"]["total"]
+    assert abs(wide_n - reg_n) < abs(base_n - reg_n)  # widened towards the register model's size
+    code, out, err = run("registers", "train", *net, "--out", tmp_path / "bad", "--widen")
+    assert code == 2 and "--baseline" in err
+    # a model without a head writes images only: no all-zero masks passed off as labels
+    code, out, err = run("registers", "sample", "--model", base, "--n", 2, "--steps", 2, "--out", tmp_path / "sb")
+    assert code == 0, err
+    assert (tmp_path / "sb" / "imagesTr" / "sample_0001_0000.nii.gz").is_file() and not (tmp_path / "sb" / "labelsTr").exists()
     for out_dir in ("s1", "s2"):
         code, out, err = run("registers", "sample", "--model", reg, "--n", 2, "--steps", 2, "--seed", 3, "--out", tmp_path / out_dir)
         assert code == 0, err
@@ -71,9 +83,19 @@ def test_cli_end_to_end(tmp_path, run):
     assert effect["head_area_before"] == effect["head_area_after"]  # swapping with an identical bank is a no-op
     code, out, err = run("registers", "edit", "--model", reg, "--edit", "swap:aorta", "--other", base, "--out", tmp_path / "e5")
     assert code == 2 and "not a register model" in err
-    code, out, err = run("registers", "evaluate", "--model", reg, "--baseline", base, "--n", 6, "--steps", 1, "--seg-steps", 1, "--n-real", 4, "--out", tmp_path / "ev")
+    code, out, err = run("registers", "edit", "--model", reg, "--edit", "drop:aorta", "--n", 2, "--steps", 2, "--out", tmp_path / "e6")
+    assert code == 0, err
+    reg1 = tmp_path / "reg1"
+    assert run("registers", "train", *net[:-1], 1, "--out", reg1)[0] == 0
+    ev = ["--n", 4, "--steps", 1, "--seg-steps", 1, "--tstr-steps", 1, "--n-real", 4, "--n-boot", 5]
+    code, out, err = run("registers", "evaluate", "--model", f"reg={reg}", "--model", f"reg={reg1}", "--baseline", base, *ev, "--out", tmp_path / "ev")
     assert code == 0, err
     res = json.loads((tmp_path / "ev" / "results.json").read_text())
-    assert set(res["rows"]) == {"real", "registers", "baseline"} and res["rows"]["baseline"]["consistency_dice"] is None
-    assert "Relative improvement" in (tmp_path / "ev" / "table.md").read_text()
-    assert (tmp_path / "ev" / "segmenter" / "config.json").is_file()
+    assert set(res["runs"]) == {"reg", "baseline"} and set(res["runs"]["reg"]) == {"0", "1"}
+    assert "consistency_dice" in res["runs"]["reg"]["0"] and "consistency_dice" not in res["runs"]["baseline"]["0"]
+    assert res["comparison"]["reference_arm"] == "reg" and "fmd_judge" in res["comparison"]["paired"]["baseline"]
+    assert res["data"]["judge_independent"] is False
+    assert "Seed-paired differences" in (tmp_path / "ev" / "table.md").read_text()
+    assert (tmp_path / "ev" / "segmenter" / "config.json").is_file() and (tmp_path / "ev" / "samples.png").is_file()
+    code, out, err = run("registers", "evaluate", "--model", f"reg={reg}", "--model", f"reg={reg}", *ev, "--out", tmp_path / "ev2")
+    assert code == 2 and "share training seed" in err

@@ -83,3 +83,16 @@ def test_mni152_ships_with_nilearn():
     counts = np.bincount(v.label.ravel(), minlength=4)
     assert counts.shape == (4,) and counts[1:].min() > 50_000  # csf, grey and white matter all present
     assert 0 <= v.image.min() and v.image.max() <= 1
+
+
+def test_paired_structures_share_one_attenuation():
+    labels = {"heart_atrium_left": 1, "heart_atrium_right": 2, "aorta": 3}
+    lab = np.zeros((24, 24, 24), np.int32)
+    lab[2:10, 2:10, 2:10], lab[14:22, 2:10, 2:10], lab[2:10, 14:22, 14:22] = 1, 2, 3
+    swapped = np.where(lab == 1, 2, np.where(lab == 2, 1, lab))  # left and right exchanged
+    moved = np.where(lab == 3, 1, np.where(lab == 1, 3, lab))  # aorta and left atrium exchanged
+    for seed in range(3):
+        img = render_ct(lab, labels, np.random.default_rng(seed))
+        # the jitter is per tissue, not per label: exchanging the sides leaves the image unchanged
+        np.testing.assert_array_equal(render_ct(swapped, labels, np.random.default_rng(seed)), img)
+        assert not np.array_equal(render_ct(moved, labels, np.random.default_rng(seed)), img)

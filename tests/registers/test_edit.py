@@ -64,3 +64,10 @@ def test_class_areas():
     m[1] = 2
     a = class_areas(m, 3)
     np.testing.assert_allclose(a, [[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+
+
+def test_parse_drop():
+    e = parse_edit("drop:csf", LABELS)
+    assert (e.op, e.cls) == ("drop", 1)
+    R = bank(0)
+    assert torch.equal(apply_edit(R, e), R)  # a drop acts on the context, not on the bank

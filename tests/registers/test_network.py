@@ -100,3 +100,27 @@ def test_toy_grounded_attention_edit_changes_only_its_region():
     after = attn(x, context=bank(1, registers=scale_class(bank.registers, 1, 0.5)))
     torch.testing.assert_close(after[0, :4], before[0, :4], atol=1e-5, rtol=0)
     assert (after[0, 4:] - before[0, 4:]).abs().max() > 1.0
+
+
+def test_drop_removes_a_class_from_the_context_and_the_attention():
+    net = tiny()
+    aux = {}
+    ctx = net.bank(1, None, None, drop=(1,))
+    assert ctx.shape == (1, 4, 8) and net.bank.token_classes((1,)).tolist() == [0, 0, 2, 2]
+    net(torch.randn(1, 1, 32, 32), torch.tensor([0.0]), aux=aux, drop=(1,))
+    for probs, _ in aux["attention"]:
+        assert probs[..., 1].abs().max() == 0  # no mass on the dropped class
+        torch.testing.assert_close(probs.sum(-1), torch.ones_like(probs[..., 0]))
+    with pytest.raises(ValueError):
+        net.bank(1, drop=(0, 1, 2))
+    with pytest.raises(ValueError):
+        net.bank(1, drop=(5,))
+
+
+def test_head_upsampling_puts_masks_on_a_finer_grid():
+    torch.manual_seed(0)
+    u = UNetConfig(spatial_dims=2, in_channels=3, channels=(8, 16), attention_levels=(False, True), num_res_blocks=1, num_head_channels=8, norm_num_groups=8)
+    net = RegisterUNet(u, RegisterConfig(n_classes=3, per_class=2, dim=8, head_upsample=2))
+    aux = {}
+    net(torch.randn(2, 3, 8, 8), torch.tensor([0.0, 0.0]), aux=aux)
+    assert aux["seg_logits"].shape == (2, 3, 32, 32)  # a ×4 codec: image resolution

@@ -70,3 +70,14 @@ def dice_per_class(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.T
     p1 = (p.unsqueeze(1) == values).float()
     t1 = (t.unsqueeze(1) == values).float()
     return compute_dice(p1, t1, include_background=True, ignore_empty=False).numpy()
+
+
+def nearest_distances(queries: np.ndarray | torch.Tensor, pool: np.ndarray | torch.Tensor, batch: int = 256) -> np.ndarray:
+    """(N,) Euclidean distance from each query image to its nearest image of ``pool`` (both (N, ...)):
+    the memorisation check (a generated image much closer to a training image than held-out real images
+    are is a copy)."""
+    q = torch.as_tensor(np.asarray(queries), dtype=torch.float32).flatten(1)
+    p = torch.as_tensor(np.asarray(pool), dtype=torch.float32).flatten(1)
+    if q.shape[1] != p.shape[1] or len(p) == 0:
+        raise AnatomicaError(f"query and pool images must have equal sizes and a non-empty pool, got {tuple(q.shape)} and {tuple(p.shape)}")
+    return torch.cat([torch.cdist(q[i : i + batch], p).min(1).values for i in range(0, len(q), batch)]).numpy()

@@ -95,12 +95,23 @@ def _hu_for(name: str) -> float:
     return 120.0
 
 
+def _tissue(name: str) -> str:
+    """The tissue a label is rendered as: its first matching keyword (left and right atrium are both
+    "atrium"), so paired structures share one attenuation and only anatomy tells them apart."""
+    return next((key for key, _ in CT_HU if key in name.lower()), "soft")
+
+
 def render_ct(label: np.ndarray, labels: dict[str, int], rng: np.random.Generator, spacing: float = 1.0) -> np.ndarray:
     """A CT-like image in [0, 1] (window −200..600 HU) from a label volume: a per-case jitter of each
-    tissue's attenuation, smooth tissue texture, a blurring point-spread function and quantum noise."""
+    tissue's attenuation (one draw per tissue, shared by the labels of that tissue), smooth tissue
+    texture, a blurring point-spread function and quantum noise."""
     hu = np.full(label.shape, 30.0, dtype=np.float32)  # soft-tissue background
+    jitter: dict[str, float] = {}
     for name, value in labels.items():
-        hu[label == value] = _hu_for(name) + rng.normal(0.0, 20.0)
+        t = _tissue(name)
+        if t not in jitter:
+            jitter[t] = float(rng.normal(0.0, 20.0))
+        hu[label == value] = _hu_for(name) + jitter[t]
     texture = ndimage.gaussian_filter(rng.normal(0.0, 1.0, label.shape), sigma=max(1.0, 2.0 / spacing))
     hu += 40.0 * texture / (texture.std() + 1e-8)
     hu = ndimage.gaussian_filter(hu, sigma=0.7)

@@ -1,5 +1,8 @@
 """Register manipulation: scale, zero, interpolate or swap the registers of one class, and its effect.
 
+A "drop" edit removes the class's K tokens from the cross-attention context altogether (a zeroed
+register still carries the FiLM shift β(t) and keeps drawing attention, so only a drop removes a class).
+
 Edits are pure functions of bank tensors (C, K, D) that return new tensors and touch only row ``c``;
 sampling with the edited bank (same seed, same noise) against the original shows what the class's
 registers carry. Class index c = label value (0 = background).
@@ -7,6 +10,7 @@ registers carry. Class index c = label value (0 = background).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,7 +79,7 @@ def class_index(name: str, labels: dict[str, int]) -> int:
 
 
 def parse_edit(spec: str, labels: dict[str, int]) -> EditSpec:
-    """``scale:white_matter:1.5``, ``zero:csf``, ``interp:grey_matter:white_matter:0.5`` (towards another
+    """``scale:white_matter:1.5``, ``zero:csf``, ``drop:csf`` (remove the class's tokens from the context), ``interp:grey_matter:white_matter:0.5`` (towards another
     class), ``interp:csf:0.5`` (towards the other bank's csf), ``swap:csf`` (with the other bank)."""
     parts = spec.split(":")
     op = parts[0]
@@ -90,17 +94,23 @@ def parse_edit(spec: str, labels: dict[str, int]) -> EditSpec:
         return EditSpec(op, class_index(parts[1], labels), num(parts[2]))
     if op == "zero" and len(parts) == 2:
         return EditSpec(op, class_index(parts[1], labels), 0.0)
+    if op == "drop" and len(parts) == 2:
+        return EditSpec(op, class_index(parts[1], labels))
     if op == "swap" and len(parts) == 2:
         return EditSpec(op, class_index(parts[1], labels))
     if op == "interp" and len(parts) == 4:
         return EditSpec(op, class_index(parts[1], labels), num(parts[3]), class_index(parts[2], labels))
     if op == "interp" and len(parts) == 3:
         return EditSpec(op, class_index(parts[1], labels), num(parts[2]))
-    raise AnatomicaError(f"edit {spec!r}: expected scale:CLASS:F, zero:CLASS, interp:CLASS:OTHER:ALPHA, interp:CLASS:ALPHA or swap:CLASS")
+    raise AnatomicaError(f"edit {spec!r}: expected scale:CLASS:F, zero:CLASS, drop:CLASS, interp:CLASS:OTHER:ALPHA, interp:CLASS:ALPHA or swap:CLASS")
 
 
 def apply_edit(R: Tensor, edit: EditSpec, other_bank: Tensor | None = None) -> Tensor:
-    """The edited bank; ``other_bank`` is needed for swap and for interp without an OTHER class."""
+    """The edited bank; ``other_bank`` is needed for swap and for interp without an OTHER class. A drop
+    leaves the bank as it is (it acts on the context: pass ``drop=[edit.cls]`` to sampling)."""
+    if edit.op == "drop":
+        _check(R, edit.cls)
+        return R.detach().clone()
     if edit.op == "scale" or edit.op == "zero":
         return scale_class(R, edit.cls, edit.value)
     if edit.op == "interp" and edit.other is not None:
@@ -122,16 +132,16 @@ def class_areas(masks: Tensor | np.ndarray, n_classes: int) -> np.ndarray:
     return (counts.float() / m.shape[1]).numpy()
 
 
-def measure_edit(model, registers: Tensor, n: int, steps: int, seed: int, segmenter=None, batch: int = 64, progress: bool = True) -> dict:
+def measure_edit(model, registers: Tensor | None, n: int, steps: int, seed: int, segmenter=None, batch: int = 64, progress: bool = True, drop: Sequence[int] = ()) -> dict:
     """Sample ``n`` images with the trained and with the edited bank from the same noise and compare each
     class's mean area share (by the model's head and, if given, by a downstream segmenter), plus the
     mean absolute pixel change of the images."""
-    from anatomica.registers.sample import sample
+    from anatomica.registers.sample import sample_images
     from anatomica.registers.segmenter import predict
 
     C = model.config.n_classes
-    before = sample(model, n, steps, seed, batch, None, progress=progress)
-    after = sample(model, n, steps, seed, batch, registers, progress=progress)
+    before = sample_images(model, n, steps, seed, batch, None, progress=progress)
+    after = sample_images(model, n, steps, seed, batch, registers, progress=progress, drop=drop)
     out = {
         "head_area_before": class_areas(before.masks, C).mean(0).tolist(),
         "head_area_after": class_areas(after.masks, C).mean(0).tolist(),
@@ -142,3 +152,38 @@ def measure_edit(model, registers: Tensor, n: int, steps: int, seed: int, segmen
         out["segmenter_area_after"] = class_areas(predict(segmenter, after.images), C).mean(0).tolist()
     out["samples_before"], out["samples_after"] = before, after
     return out
+
+
+def dose_response(
+    model, cls: int, scales: Sequence[float], n: int, steps: int, seed: int, judge=None, batch: int = 64, n_boot: int = 500, progress: bool = True
+) -> dict:
+    """Class ``cls``'s area share vs the scale of its registers (and with its tokens dropped), all from the
+    same noise: per condition the mean area by the model's head and by ``judge``, and the paired change
+    against the unedited bank (scale 1) with a bootstrap 95 % interval over the n images."""
+    from anatomica.registers.sample import sample_images
+    from anatomica.registers.segmenter import predict
+    from anatomica.registers.stats import bootstrap
+
+    C = model.config.n_classes
+    R = model.net.bank.registers.detach()
+    conditions: list[tuple[str, Tensor | None, tuple[int, ...]]] = [("scale 1", None, ())]
+    conditions += [(f"scale {s:g}", scale_class(R, cls, s), ()) for s in scales if s != 1.0]
+    conditions.append(("drop", None, (cls,)))
+    areas: dict[str, dict[str, np.ndarray]] = {}
+    previews: dict[str, Tensor] = {}
+    for name, bank, drop in conditions:
+        out = sample_images(model, n, steps, seed, batch, bank, progress=progress, drop=drop)
+        a = {"head": class_areas(out.masks, C)[:, cls]}
+        if judge is not None:
+            a["judge"] = class_areas(predict(judge, out.images), C)[:, cls]
+        areas[name] = a
+        previews[name] = out.images[:4]
+    result: dict = {"class": int(cls), "n": n, "seed": seed, "conditions": {}}
+    for name, a in areas.items():
+        row = {}
+        for who, v in a.items():
+            base = areas["scale 1"][who]
+            row[who] = {"mean_area": float(v.mean()), "change": {k: val for k, val in bootstrap(lambda i: float((v[i] - base[i]).mean()), n, n_boot, seed).items() if k != "replicates"}}
+        result["conditions"][name] = row
+    result["_previews"] = previews
+    return result

@@ -14,7 +14,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +34,7 @@ class RegisterConfig:
     per_class: int = 4  # K
     dim: int = 64  # D
     time_modulation: bool = True
+    head_upsample: int = 0  # ×2 stages of the mask head: log2(codec downsampling) puts its masks at image resolution
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,7 +55,9 @@ class RegisterBank(nn.Module):
             nn.init.zeros_(self.film[-1].weight)
             nn.init.zeros_(self.film[-1].bias)
 
-    def forward(self, batch: int, t_emb: Tensor | None = None, registers: Tensor | None = None) -> Tensor:
+    def forward(self, batch: int, t_emb: Tensor | None = None, registers: Tensor | None = None, drop: Sequence[int] = ()) -> Tensor:
+        """Context (B, C'·K, D); ``drop`` removes those classes' tokens (after modulation, so nothing of
+        them — not even β(t) — is left to attend to)."""
         R = self.registers if registers is None else registers
         if R.shape != self.registers.shape:
             raise ValueError(f"registers must have shape {tuple(self.registers.shape)}, got {tuple(R.shape)}")
@@ -61,22 +65,46 @@ class RegisterBank(nn.Module):
         if self.film is not None and t_emb is not None:
             gamma, beta = self.film(t_emb).chunk(2, dim=-1)
             ctx = ctx * (1.0 + gamma[:, None, :]) + beta[:, None, :]
-        return ctx
+        keep = self.kept_tokens(drop)
+        return ctx if keep is None else ctx[:, keep]
+
+    def kept_tokens(self, drop: Sequence[int] = ()) -> Tensor | None:
+        """Indices of the tokens left after dropping classes (None: all kept)."""
+        if not drop:
+            return None
+        C, K = self.config.n_classes, self.config.per_class
+        bad = [c for c in drop if not 0 <= int(c) < C]
+        if bad:
+            raise ValueError(f"cannot drop classes {bad}: the bank has classes 0..{C - 1}")
+        if len(set(int(c) for c in drop)) >= C:
+            raise ValueError("cannot drop every class: the context would be empty")
+        return torch.tensor([t for t in range(C * K) if t // K not in {int(c) for c in drop}])
+
+    def token_classes(self, drop: Sequence[int] = ()) -> Tensor:
+        """Class index of each context token (after ``drop``)."""
+        C, K = self.config.n_classes, self.config.per_class
+        cls = torch.arange(C).repeat_interleave(K)
+        keep = self.kept_tokens(drop)
+        return cls if keep is None else cls[keep]
 
 
 class SegHead(nn.Module):
-    """Decoder features (B, F, *S) -> class logits (B, C, *S): norm, SiLU, 3×3 conv, SiLU, 1×1 conv."""
+    """Decoder features (B, F, *S) -> class logits (B, C, *S·2^u): norm, SiLU, 3×3 conv, then ``upsample``
+    learned ×2 stages (nearest ×2, 3×3 conv, norm, SiLU), SiLU, 1×1 conv.
 
-    def __init__(self, spatial_dims: int, in_channels: int, n_classes: int, groups: int = 8):
+    With a codec that downsamples by 2^u, u stages put the mask on the image grid, so boundaries are
+    learned at image resolution instead of being bilinearly smeared from the latent grid."""
+
+    def __init__(self, spatial_dims: int, in_channels: int, n_classes: int, groups: int = 8, upsample: int = 0):
         super().__init__()
+        if upsample < 0:
+            raise ValueError(f"upsample must be >= 0, got {upsample}")
         conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
-        self.net = nn.Sequential(
-            nn.GroupNorm(min(groups, in_channels), in_channels),
-            nn.SiLU(),
-            conv(in_channels, in_channels, 3, padding=1),
-            nn.SiLU(),
-            conv(in_channels, n_classes, 1),
-        )
+        layers: list[nn.Module] = [nn.GroupNorm(min(groups, in_channels), in_channels), nn.SiLU(), conv(in_channels, in_channels, 3, padding=1)]
+        for _ in range(upsample):
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), conv(in_channels, in_channels, 3, padding=1), nn.GroupNorm(min(groups, in_channels), in_channels), nn.SiLU()]
+        layers += [nn.SiLU(), conv(in_channels, n_classes, 1)]
+        self.net = nn.Sequential(*layers)
 
     def forward(self, features: Tensor) -> Tensor:
         return self.net(features)
@@ -91,10 +119,11 @@ class RegisterUNet(nn.Module):
         self.backbone = DenoiserUNet(unet)
         self.time_dim = int(unet.channels[0])
         self.bank = RegisterBank(registers, self.time_dim)
-        self.seg_head = SegHead(unet.spatial_dims, int(unet.channels[0]), registers.n_classes)
+        self.seg_head = SegHead(unet.spatial_dims, int(unet.channels[0]), registers.n_classes, upsample=registers.head_upsample)
         self._record: dict | None = None
         self._shapes: list[tuple[int, ...]] = []
         self._context: Tensor | None = None
+        self._token_onehot: Tensor | None = None
         self.backbone.unet.up_blocks[-1].register_forward_hook(self._keep_features)
         for m in self.backbone.unet.modules():
             if isinstance(m, SpatialTransformer):
@@ -125,18 +154,19 @@ class RegisterUNet(nn.Module):
         # the block's own projections, recomputed with gradient (MONAI keeps only a detached copy)
         q = module.to_q(x).reshape(b, n, h, -1)
         k = module.to_k(context).reshape(b, context.shape[1], h, -1)
-        att = torch.einsum("bnhd,blhd->bhnl", q, k).mul(module.scale).softmax(-1).mean(1)  # (B, N, C·K)
-        C = self.bank.config.n_classes
-        per_class = att.reshape(b, n, C, -1).sum(-1)  # attention mass on each class's registers
+        att = torch.einsum("bnhd,blhd->bhnl", q, k).mul(module.scale).softmax(-1).mean(1)  # (B, N, tokens)
+        per_class = att @ self._token_onehot.to(att.dtype)  # attention mass on each class's registers
         self._record["attention"].append((per_class, self._shapes[-1]))
 
-    def forward(self, x: Tensor, c_noise: Tensor, aux: dict | None = None, registers: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, c_noise: Tensor, aux: dict | None = None, registers: Tensor | None = None, drop: Sequence[int] = ()) -> Tensor:
+        """EDM's F; ``registers`` replaces the trained bank, ``drop`` removes classes' tokens (edits)."""
         c = c_noise.reshape(-1).to(torch.float32)
         if c.shape[0] == 1 and x.shape[0] > 1:
             c = c.expand(x.shape[0])
         t_emb = get_timestep_embedding(c * self.backbone.config.noise_scale, self.time_dim).to(x.dtype)
-        context = self.bank(x.shape[0], t_emb, registers)
+        context = self.bank(x.shape[0], t_emb, registers, drop)
         self._context = context
+        self._token_onehot = F.one_hot(self.bank.token_classes(drop), self.bank.config.n_classes).to(x.device)
         self._shapes = []
         self._record = {"attention": []} if aux is not None else None
         try:

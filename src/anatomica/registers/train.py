@@ -15,6 +15,8 @@ baseline drops the registers, the head and both terms: L = L_EDM.
 from __future__ import annotations
 
 import csv
+import itertools
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,14 +33,14 @@ from anatomica.errors import AnatomicaError
 from anatomica.io.checkpoint import load_module_state, load_weights, save_weights
 from anatomica.registers.network import RegisterConfig, RegisterUNet, count_parameters, grounding_loss
 from anatomica.nn.unet import DenoiserUNet, UNetConfig
-from anatomica.registers.autoencoder import Codec, load_codec
+from anatomica.registers.codec import Codec, load_codec
 from anatomica.registers.schedule import DualObjectiveSchedule
 
 KIND = "register-ldm"
 
 
 @dataclass
-class LDMConfig:
+class RegisterLDMConfig:
     """Everything needed to rebuild and use a trained model; stored in the run's config.json."""
 
     unet: UNetConfig
@@ -75,7 +77,7 @@ class LDMConfig:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> LDMConfig:
+    def from_dict(cls, d: dict) -> RegisterLDMConfig:
         try:
             return cls(
                 unet=UNetConfig.from_dict(d["unet"]),
@@ -87,27 +89,33 @@ class LDMConfig:
             raise AnatomicaError(f"bad register-ldm config ({e})") from None
 
 
-def build_net(cfg: LDMConfig) -> nn.Module:
+def build_net(cfg: RegisterLDMConfig) -> nn.Module:
     return RegisterUNet(cfg.unet, cfg.registers) if cfg.registers else DenoiserUNet(cfg.unet)
 
 
 @dataclass
-class TrainedModel:
+class RegisterLDM:
     net: nn.Module  # EMA weights
     precond: EDMPrecond
     codec: Codec
-    config: LDMConfig
+    config: RegisterLDMConfig
     meta: dict = field(default_factory=dict)
 
     @property
     def has_registers(self) -> bool:
         return self.config.registers is not None
 
+    @property
+    def has_trained_head(self) -> bool:
+        """A head that anatomical supervision trained (λ = 0 leaves it at its random initialisation)."""
+        sched = self.meta.get("schedule", {})
+        return self.has_registers and sched.get("lam", 1.0) > 0 and max(sched.get("start", 1.0), sched.get("end", 1.0)) > 0
 
-def train_ldm(
+
+def train_register_ldm(
     latents: Tensor,
     masks: Tensor,
-    cfg: LDMConfig,
+    cfg: RegisterLDMConfig,
     steps: int,
     batch: int = 32,
     lr: float = 3e-4,
@@ -168,7 +176,7 @@ def train_ldm(
     return ema, log, time.perf_counter() - start
 
 
-def save_model(folder: str | Path, net: nn.Module, cfg: LDMConfig, meta: dict, log: list[dict]) -> Path:
+def save_register_ldm(folder: str | Path, net: nn.Module, cfg: RegisterLDMConfig, meta: dict, log: list[dict]) -> Path:
     folder = Path(folder)
     save_weights(folder, net, {**cfg.to_dict(), "meta": meta}, KIND)
     if log:
@@ -180,10 +188,10 @@ def save_model(folder: str | Path, net: nn.Module, cfg: LDMConfig, meta: dict, l
     return folder
 
 
-def load_model(folder: str | Path) -> TrainedModel:
+def load_register_ldm(folder: str | Path) -> RegisterLDM:
     """A trained run: EMA network, its EDM denoiser, the codec and the config; damage fails in one line."""
     state, raw = load_weights(folder, KIND)
-    cfg = LDMConfig.from_dict(raw)
+    cfg = RegisterLDMConfig.from_dict(raw)
     net = build_net(cfg)
     load_module_state(net, state, str(folder))
     net.eval()
@@ -191,7 +199,30 @@ def load_model(folder: str | Path) -> TrainedModel:
         codec, _ = load_codec(cfg.autoencoder)
     else:
         codec = Codec(None)
-    return TrainedModel(net, EDMPrecond(net, cfg.sigma_data), codec, cfg, raw.get("meta", {}))
+    return RegisterLDM(net, EDMPrecond(net, cfg.sigma_data), codec, cfg, raw.get("meta", {}))
+
+
+def widened_unet(unet: UNetConfig, target: int) -> UNetConfig:
+    """The register-free UNet widened to the parameter count closest to ``target`` (a plain LDM of the
+    register model's size). Every level's channels are searched among multiples of the norm groups (and
+    of the head width where the level attends) between its own and twice its own, never narrower than
+    the level above; parameter counts grow in coarse steps, so the match is the closest, not exact."""
+    groups, heads = int(unet.norm_num_groups), int(unet.num_head_channels)
+    options = []
+    for c, att in zip(unet.channels, unet.attention_levels):
+        st = math.lcm(groups, heads) if att else groups
+        lo = st * math.ceil(int(c) / st)
+        options.append(range(lo, 2 * int(c) + 1, st) or range(lo, lo + 1))
+    best: tuple[int, list[int]] | None = None
+    for ch in itertools.product(*options):
+        if any(b < a for a, b in zip(ch, ch[1:])) and any(b >= a for a, b in zip(unet.channels, unet.channels[1:])):
+            continue  # keep the original's non-decreasing widths
+        cand = UNetConfig(**{**unet.to_dict(), "channels": list(ch), "with_conditioning": False, "cross_attention_dim": None})
+        n = count_parameters(DenoiserUNet(cand))
+        if best is None or abs(n - target) < abs(best[0] - target):
+            best = (n, list(ch))
+    assert best is not None
+    return UNetConfig(**{**unet.to_dict(), "channels": best[1], "with_conditioning": False, "cross_attention_dim": None})
 
 
 def parameter_counts(net: nn.Module) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""The image codec of the latent diffusion: MONAI AutoencoderKL, or the identity (pixel space).
+"""The image codec of the register-bank latent diffusion: MONAI AutoencoderKL, or the identity (pixel space).
 
 Latents are the encoder means scaled to unit variance over the training images (Rombach et al.
 2022, §4.3.2), so EDM's σ_data = 1 fits them.
@@ -17,12 +17,13 @@ from tqdm.auto import tqdm
 
 from anatomica.errors import AnatomicaError
 from anatomica.io.checkpoint import load_module_state, load_weights, save_weights
+from anatomica.nn.autoencoder import Autoencoder
 
 KIND = "image-autoencoder"
 
 
 @dataclass
-class AutoencoderConfig:
+class CodecConfig:
     spatial_dims: int = 2
     channels: Sequence[int] = (8, 16, 32)
     latent_channels: int = 3
@@ -39,7 +40,7 @@ class AutoencoderConfig:
         return 2 ** (len(self.channels) - 1)
 
 
-def build_autoencoder(cfg: AutoencoderConfig) -> AutoencoderKL:
+def build_codec_network(cfg: CodecConfig) -> AutoencoderKL:
     return AutoencoderKL(
         spatial_dims=cfg.spatial_dims,
         in_channels=1,
@@ -81,8 +82,8 @@ class Codec(torch.nn.Module):
         return torch.cat(out).clamp(-1, 1)
 
 
-def train_autoencoder(
-    images: Tensor, cfg: AutoencoderConfig, steps: int, batch: int = 16, lr: float = 5e-4, kl_weight: float = 1e-6, seed: int = 0, progress: bool = True
+def train_codec(
+    images: Tensor, cfg: CodecConfig, steps: int, batch: int = 16, lr: float = 5e-4, kl_weight: float = 1e-6, seed: int = 0, progress: bool = True
 ) -> tuple[Codec, list[dict]]:
     """L1 reconstruction + a small KL term (Rombach et al. 2022, without the adversarial and perceptual
     terms, which need pretrained weights); returns the codec with its latent scale and the loss log."""
@@ -90,17 +91,19 @@ def train_autoencoder(
         raise AnatomicaError(f"image size {images.shape[-1]} must be divisible by {cfg.downsampling} for this autoencoder")
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    ae = build_autoencoder(cfg)
+    ae = build_codec_network(cfg)
     opt = torch.optim.Adam(ae.parameters(), lr=lr)
     log = []
-    bar = tqdm(range(steps), desc="autoencoder", disable=not progress)
+    bar = tqdm(range(steps), desc="codec", disable=not progress)
     for step in bar:
         x = images[torch.randint(0, len(images), (batch,), generator=g)]
         mu, sigma = ae.encode(x)
         z = mu + sigma * torch.randn(mu.shape, generator=g)
         rec = ae.decode(z)
         l1 = (rec - x).abs().mean()
-        kl = 0.5 * (mu**2 + sigma**2 - 2 * torch.log(sigma.clamp_min(1e-8)) - 1).flatten(1).sum(1).mean()
+        # the label-map family's KL (mean per latent element) times the elements per image: the per-image
+        # sum that kl_weight was tuned for
+        kl = Autoencoder.kl_divergence(mu, 2 * torch.log(sigma.clamp_min(1e-8))) * mu[0].numel()
         loss = l1 + kl_weight * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -114,17 +117,17 @@ def train_autoencoder(
     return codec, log
 
 
-def save_codec(folder: str | Path, codec: Codec, cfg: AutoencoderConfig, extra: dict | None = None) -> Path:
+def save_codec(folder: str | Path, codec: Codec, cfg: CodecConfig, extra: dict | None = None) -> Path:
     return save_weights(folder, codec.ae, {"autoencoder": cfg.to_dict(), "scale": codec.scale, **(extra or {})}, KIND)
 
 
 def load_codec(folder: str | Path) -> tuple[Codec, dict]:
     state, config = load_weights(folder, KIND)
     try:
-        cfg = AutoencoderConfig(**config["autoencoder"])
+        cfg = CodecConfig(**config["autoencoder"])
     except (KeyError, TypeError) as e:
         raise AnatomicaError(f"{folder}: bad autoencoder config ({e})") from None
-    ae = build_autoencoder(cfg)
+    ae = build_codec_network(cfg)
     load_module_state(ae, state, str(folder))
     ae.eval()
     return Codec(ae, float(config["scale"]), cfg.downsampling), config
