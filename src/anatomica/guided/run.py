@@ -142,9 +142,10 @@ class TracedDenoiser:
         return out
 
 
-def guided_batch(bundle, task: Task, indices: Sequence[int], seed: int, config: GuidanceConfig, record_unguided: bool = True,
-                 on_step: Callable[[], None] | None = None) -> list[SampleResult]:
-    """Sample ``indices`` (noise of (seed, i) each) with the guided denoiser for one resolved ``task``."""
+def guided_batch(bundle, task: Task | Sequence[Task], indices: Sequence[int], seed: int, config: GuidanceConfig,
+                 record_unguided: bool = True, on_step: Callable[[], None] | None = None) -> list[SampleResult]:
+    """Sample ``indices`` (noise of (seed, i) each) with the guided denoiser for one resolved ``task``, or one task
+    per sample (its own reference's domains and targets)."""
     if config.scale is None:
         raise ValueError("guided_batch needs a guidance scale: resolve the config with config.for_task(spec)")
     parsing: Parsing = make_parsing(bundle, task, config.parsing, config.resolution_name)
@@ -270,14 +271,10 @@ def resolve_per_reference(spec: TaskSpec, references: Sequence[tuple[str, LabelM
     return tasks
 
 
-def schedule(n: int, n_tasks: int, batch_size: int) -> list[tuple[int, list[int]]]:
-    """Batches (task index, sample indices): sample i uses task i mod n_tasks; batches never mix tasks.
-    Without a task (``n_tasks`` = 1) the batches are 0..b−1, b..2b−1, …"""
-    batches = []
-    for k in range(n_tasks):
-        idx = list(range(k, n, n_tasks))
-        batches += [(k, idx[j : j + batch_size]) for j in range(0, len(idx), batch_size)]
-    return batches
+def schedule(n: int, batch_size: int) -> list[list[int]]:
+    """Batches of sample indices 0..b−1, b..2b−1, …; with references, sample i uses reference i mod n_references,
+    and one batch may mix references (a stacked task gives each sample its own targets)."""
+    return [list(range(j, min(j + batch_size, n))) for j in range(0, n, batch_size)]
 
 
 MIN_GUIDED_STEPS = 10  # below this, guided samples measured worse than unguided ones (5 steps, heart32)
@@ -398,18 +395,20 @@ def sample_all(plan: SamplingPlan) -> tuple[list[SampleResult], list[int]]:
     from tqdm import tqdm
 
     run, config, bundle, tasks = plan.run, plan.config, plan.bundle, plan.tasks
-    batches = schedule(run.n, len(tasks) if tasks else 1, run.batch_size)
-    results: dict[int, SampleResult] = {}
-    task_of: dict[int, int] = {}
+    batches = schedule(run.n, run.batch_size)
+    task_of = [i % len(tasks) if tasks else 0 for i in range(run.n)]
+    results: list[SampleResult] = []
     desc = f"guided sampling ({run.n} samples)" if tasks else f"sampling ({run.n} samples)"
     with tqdm(total=len(batches) * config.steps, desc=desc, unit="step", disable=not run.progress) as bar:
-        for k, idx in batches:
+        for idx in batches:
             step = lambda: bar.update(1)  # noqa: E731
-            batch = (guided_batch(bundle, tasks[k], idx, run.seed, config, run.record_unguided, on_step=step) if tasks
-                     else unguided_batch(bundle, idx, run.seed, config, on_step=step))
-            for r in batch:
-                results[r.index], task_of[r.index] = r, k
-    return [results[i] for i in range(run.n)], [task_of[i] for i in range(run.n)]
+            if tasks:
+                ks = [task_of[i] for i in idx]
+                task = tasks[ks[0]] if len(set(ks)) == 1 else [tasks[k] for k in ks]  # per-sample targets in one batch
+                results += guided_batch(bundle, task, idx, run.seed, config, run.record_unguided, on_step=step)
+            else:
+                results += unguided_batch(bundle, idx, run.seed, config, on_step=step)
+    return results, task_of
 
 
 def write_unguided(plan: SamplingPlan, results: list[SampleResult], out: Path, names: list[str]) -> dict:
