@@ -23,7 +23,6 @@ from anatomica.data.phantoms.shapes import (
     CUBE,
     dilate26,
     grid_affine,
-    grid_offsets,
     largest_component,
     paint,
     random_placement,
@@ -116,8 +115,7 @@ def generate(rng: np.random.Generator, size: int) -> tuple[LabelMap, dict]:
     size = check_size(size)
     p = _draw(rng)
     pl = p["placement"]
-    x = pl.template_coords(grid_offsets(size, FOV_MM))
-    h = FOV_MM / size / pl.scale  # voxel size in template mm
+    x, h = pl.template_grid(size, FOV_MM)  # h: voxel size in template mm
     step = min(h, 4.0) / 2
     # Thin branches at least ~one voxel in radius, so their voxels stay a 26-connected chain at 32³.
     min_r = 1.1 * h
@@ -158,9 +156,7 @@ def generate(rng: np.random.Generator, size: int) -> tuple[LabelMap, dict]:
 
 SYSTEM = PhantomSystem(
     name="aorta",
-    labels=LABELS,
-    fov_mm=FOV_MM,
-    generate=generate,
+    labels=LABELS, fov_mm=FOV_MM, generate=generate,
     topology_checks=[
         TopologyCheck("aortic tree connected", list(LABELS), {0: 1}),
     ],

@@ -24,7 +24,6 @@ from anatomica.data.phantoms.shapes import (
     dilate26,
     ellipsoid,
     grid_affine,
-    grid_offsets,
     largest_component,
     paint,
     random_placement,
@@ -194,9 +193,8 @@ def generate(rng: np.random.Generator, size: int) -> tuple[LabelMap, dict]:
     size = check_size(size)
     p = _draw(rng)
     pl = p["placement"]
-    x = pl.template_coords(grid_offsets(size, FOV_MM))
+    x, h = pl.template_grid(size, FOV_MM)  # h: voxel size in template mm
     shape = x.shape[1:]
-    h = FOV_MM / size / pl.scale  # voxel size in template mm
     r_min = MIN_RADIUS_VOXELS * h
     step = h / 4  # sample spacing well below a voxel so the tube test sees a continuous centreline
     curves = {seg: spline_curve(p[seg], p[f"r_{seg}"], step) for seg in SEGMENTS}
@@ -243,9 +241,7 @@ def generate(rng: np.random.Generator, size: int) -> tuple[LabelMap, dict]:
 
 SYSTEM = PhantomSystem(
     name="coronary",
-    labels=LABELS,
-    fov_mm=FOV_MM,
-    generate=generate,
+    labels=LABELS, fov_mm=FOV_MM, generate=generate,
     topology_checks=[
         TopologyCheck("two calcium deposits", ["coronary_calcium"], {0: 2}),
     ],

@@ -23,7 +23,6 @@ from anatomica.data.phantoms.shapes import (
     dot,
     ellipsoid,
     grid_affine,
-    grid_offsets,
     largest_component,
     paint,
     random_placement,
@@ -98,8 +97,7 @@ def generate(rng: np.random.Generator, size: int) -> tuple[LabelMap, dict]:
     size = check_size(size)
     p = _draw(rng)
     pl = p["placement"]
-    x = pl.template_coords(grid_offsets(size, FOV_MM))
-    h = FOV_MM / size / pl.scale  # voxel size in template mm
+    x, h = pl.template_grid(size, FOV_MM)  # h: voxel size in template mm
     below, above = x[2] <= 0.0, x[2] > 0.0
 
     # Walls at least two voxels thick, so the septum separates the ventricles at every resolution.
@@ -162,9 +160,7 @@ def generate(rng: np.random.Generator, size: int) -> tuple[LabelMap, dict]:
 
 SYSTEM = PhantomSystem(
     name="heart",
-    labels=LABELS,
-    fov_mm=FOV_MM,
-    generate=generate,
+    labels=LABELS, fov_mm=FOV_MM, generate=generate,
     topology_checks=[
         TopologyCheck("atria separate", ["heart_atrium_left", "heart_atrium_right"], {0: 2}),
     ],

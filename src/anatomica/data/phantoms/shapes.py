@@ -98,6 +98,11 @@ class Placement:
     anchor: np.ndarray  # template point shown at the grid centre (before translation)
     warp: Warp
 
+    def template_grid(self, size: int, fov_mm: float) -> tuple[np.ndarray, float]:
+        """Template coordinates of every voxel centre of a size³ grid over ``fov_mm`` and the voxel size in
+        template mm (a generator draws its anatomy in template mm, then rasterizes at this resolution)."""
+        return self.template_coords(grid_offsets(size, fov_mm)), fov_mm / size / self.scale
+
     def template_coords(self, offsets: np.ndarray) -> np.ndarray:
         """(3, S, S, S) template coordinates (mm) of the voxel centres given by ``grid_offsets``."""
         q = offsets - self.translation.astype(np.float32)[:, None, None, None]

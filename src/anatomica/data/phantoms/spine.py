@@ -29,7 +29,6 @@ from anatomica.data.phantoms.shapes import (
     dilate26,
     ellipse_level,
     grid_affine,
-    grid_offsets,
     in_frame,
     largest_component,
     paint,
@@ -260,8 +259,7 @@ def generate(rng: np.random.Generator, size: int) -> tuple[LabelMap, dict]:
     size = check_size(size)
     p = _draw(rng)
     pl = p["placement"]
-    x = pl.template_coords(grid_offsets(size, FOV_MM))
-    h = FOV_MM / size / pl.scale  # voxel size in template mm
+    x, h = pl.template_grid(size, FOV_MM)  # h: voxel size in template mm
     n = len(VERTEBRAE)
 
     spaces = [_disc_space(p, k, h) for k in range(n - 1)]
@@ -364,9 +362,7 @@ def _plane(x: np.ndarray, point: np.ndarray, normal: np.ndarray) -> np.ndarray:
 COLUMN = [*VERTEBRAE, "intervertebral_disc"]
 SYSTEM = PhantomSystem(
     name="spine",
-    labels=LABELS,
-    fov_mm=FOV_MM,
-    generate=generate,
+    labels=LABELS, fov_mm=FOV_MM, generate=generate,
     topology_checks=[
         TopologyCheck("column connected", COLUMN, {0: 1}),
         TopologyCheck("all foramina intact", COLUMN, {1: 5}),
