@@ -37,6 +37,7 @@ def test_export_mesh_writes_closed_stl_in_mm_per_case_and_label(dataset, tmp_pat
     assert sorted(p.name for p in out.iterdir()) == ["case_0", "case_1"]
     mesh = trimesh.load(out / "case_0" / "heart_ventricle_left.stl")
     assert mesh.is_watertight and mesh.volume > 0
+    assert (out / "case_0" / "heart_ventricle_left.stl").read_bytes().startswith(b"SPACE=RAS")  # how Slicer learns it is RAS
     # world mm: the centroid is the voxels' centroid through the affine
     from anatomica.io.nifti import load_label_map
 

@@ -65,7 +65,8 @@ def _guided_tables(folder: Path, summary: dict) -> str:
     parts = []
     domains = summary.get("domains") or {}
     if domains:
-        cols = sorted({k for e in domains.values() for k in e})
+        order = ["mass_l1", "centroid_l1", "covariance_l1", "betti_accuracy"]
+        cols = sorted({k for e in domains.values() for k in e}, key=lambda k: (order.index(k) if k in order else len(order), k))
         head = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in cols)
         body = "".join("<tr><th>" + html.escape(name) + "</th>" + "".join(f"<td>{_fmt(e.get(c))}</td>" for c in cols) + "</tr>"
                        for name, e in domains.items())

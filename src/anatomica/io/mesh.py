@@ -21,7 +21,7 @@ from anatomica.io.files import atomic_write
 from anatomica.io.nifti import LabelMap
 
 FORMATS = ("stl", "obj", "ply", "glb")
-ISO_LEVEL = 0.499
+ISO_LEVEL = 0.4999
 
 
 @dataclass
@@ -103,13 +103,24 @@ def safe_name(name: str) -> str:
     return keep or "label"
 
 
+# 3D Slicer reads "SPACE=RAS" in an STL header or OBJ comment as the coordinate system (without it, LPS)
+SPACE_TAG = "SPACE=RAS anatomica: world mm (NIfTI RAS)"
+
+
 def write_mesh(mesh: trimesh.Trimesh, path: Path, fmt: str) -> Path:
-    """One mesh file, atomically. STL is binary (units: mm, as every coordinate here)."""
+    """One mesh file, atomically. STL is binary (units: mm, as every coordinate here); STL and OBJ say their
+    coordinate system in the header the way 3D Slicer reads it."""
     fmt = check_format(fmt)
 
     def write(tmp: str) -> None:
-        data = mesh.export(file_type=fmt)
-        Path(tmp).write_bytes(data if isinstance(data, bytes) else data.encode())
+        if fmt == "obj":
+            data = mesh.export(file_type="obj", header=SPACE_TAG)
+        else:
+            data = mesh.export(file_type=fmt)
+        data = data if isinstance(data, bytes) else data.encode()
+        if fmt == "stl":  # the 80-byte binary header is free text
+            data = SPACE_TAG.encode().ljust(80, b" ")[:80] + data[80:]
+        Path(tmp).write_bytes(data)
 
     atomic_write(Path(path), write)
     return Path(path)

@@ -320,8 +320,10 @@ def voxelize_parts(parts: list[Part], grid: Grid, labels: dict[str, int], source
         if clash.any():
             other = parts[int(np.bincount(owner[clash]).argmax())].name
             if overlap == "error":
-                raise AnatomicaError(f"{source}: parts {other!r} and {p.name!r} overlap in {int(clash.sum())} voxels; a label map holds one "
-                                     f"label per voxel: pass --overlap first (the part listed first wins) or --overlap last (the one listed last wins)")
+                share = 100.0 * clash.sum() / m.sum()
+                raise AnatomicaError(f"{source}: parts {other!r} and {p.name!r} overlap in {int(clash.sum())} voxels ({share:.2g} % of "
+                                     f"{p.name!r}); a label map holds one label per voxel: pass --overlap first (the part listed first "
+                                     f"wins) or --overlap last (the one listed last wins)")
             if overlap == "first":
                 m = m & ~clash
         out[m] = labels[p.name]
