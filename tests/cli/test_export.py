@@ -99,3 +99,14 @@ def test_sample_writes_meshes_viewer_files_and_report(tiny_model, tmp_path, caps
     assert code == 2 and "--mesh must be one of" in stderr and not (tmp_path / "x").exists()
     code, _, stderr = run_cli(["sample", "--model", tiny_model["ldm"], "--n", 1, "--out", tmp_path / "x", "--report-sample", "3"], capsys)
     assert code == 2 and "--report-sample" in stderr and not (tmp_path / "x").exists()
+
+
+def test_phantoms_viewer_files(tmp_path, capsys):
+    out = tmp_path / "heart"
+    code, stdout, stderr = run_cli(["phantoms", "--system", "heart", "--n", 1, "--size", 32, "--seed", 3, "--out", out, "--viewer-files"], capsys)
+    assert code == 0, stderr
+    seg = slicerio.read_segmentation(str(out / "viewer" / "heart_000.seg.nrrd"))
+    from anatomica.data.phantoms import SYSTEMS
+
+    assert {s["name"]: s["labelValue"] for s in seg["segments"]} == SYSTEMS["heart"].labels
+    assert parse_itksnap((out / "viewer" / "itksnap_labels.txt").read_text())["aorta"] == (SYSTEMS["heart"].labels["aorta"], color_of("aorta"))

@@ -131,3 +131,15 @@ def test_demo_report_puts_the_comparison_above_the_guided_run(run_folder, tmp_pa
     page = _report(out, {"unguided": unguided, "guided": summary}).read_text()
     assert (out / "report.html").is_file()
     assert page.index("Unguided vs guided") < page.index("Targets and achieved") and "0.2500" in page and "0.0200" in page
+
+
+def test_mosaics_use_the_name_colours_and_the_folders_label_table(run_folder, tmp_path):
+    import matplotlib.image
+
+    folder, _ = run_folder
+    img = (matplotlib.image.imread(folder / "mosaic.png")[..., :3] * 255).round().astype(int).reshape(-1, 3)
+    for name in LABELS:  # names read from the dataset.json beside the PNG
+        assert (np.abs(img - np.array(color_of(name))).sum(1) <= 3).sum() > 50, name
+    from anatomica.guided.figures import figure_labels
+
+    assert figure_labels(folder / "mosaic.png", None) == LABELS and figure_labels(tmp_path / "x.png", None) == {}

@@ -89,7 +89,7 @@ def write_mosaic(labels: np.ndarray, path: Path, num_classes: int, max_cases: in
     rows = -(-n // cols)
     cmap = label_cmap(num_classes, names)
     legend_rows = -(-max(num_classes - 1, 1) // 4)
-    fig, axes = plt.subplots(rows, 3 * cols, figsize=(max(1.3 * 3 * cols, 5.2), 1.4 * rows + 0.2 * legend_rows + 0.2), squeeze=False)
+    fig, axes = plt.subplots(rows, 3 * cols, figsize=(max(1.3 * 3 * cols, 5.2), 1.6 * rows + 0.2 * legend_rows + 0.2), squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
     for i in range(n):
