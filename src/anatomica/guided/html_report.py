@@ -173,7 +173,7 @@ th {{ background: #f4f4f4; text-align: left; }}
 <p id="status">loading</p></div>
 </section>
 {preamble}
-<h2>Targets and achieved measures</h2>
+<h2>{"Targets and achieved measures" if task else "Label volumes"}</h2>
 {tables or "<p>(no measures)</p>"}
 <h2>Mosaic</h2>
 {mosaic_html}
