@@ -28,10 +28,12 @@ Vec3 = tuple[float, float, float]
 Mat3 = tuple[Vec3, Vec3, Vec3]
 NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 PLACEMENT_KINDS = ("global", "box", "planes", "lines", "explicit")
+MAX_GRID_AXIS = 1024  # points per template axis
+MAX_GRID_POINTS = 256**3  # points per domain: every one is decoded, measured and held in float64 coordinates
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # a NaN or an infinity is never a meaningful target
 
 
 @dataclass
@@ -261,8 +263,16 @@ class DomainSpec(_Model):
     name: str = Field(pattern=NAME_PATTERN)
     labels: list[str] = Field(min_length=1)
     placement: Placement = Field(default_factory=lambda: GlobalPlacement(kind="global"))
-    grid: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (32, 32, 32)
+    grid: tuple[Annotated[int, Field(ge=1, le=MAX_GRID_AXIS)], Annotated[int, Field(ge=1, le=MAX_GRID_AXIS)],
+                Annotated[int, Field(ge=1, le=MAX_GRID_AXIS)]] = (32, 32, 32)
     targets: Targets = Field(default_factory=Targets)
+
+    @field_validator("grid")
+    @classmethod
+    def _not_too_many_points(cls, v):
+        if int(np.prod(v)) > MAX_GRID_POINTS:
+            raise ValueError(f"a domain grid holds at most {MAX_GRID_POINTS} points (256³), got {list(v)}")
+        return v
 
     def labels_used(self) -> list[str]:
         return list(self.labels) + self.placement.labels_used()
