@@ -207,7 +207,7 @@ def test_every_yaml_example_in_the_docs_is_a_valid_task():
     ("name: x\ndomains:\n  - {name: a, labels: [aorta], targets: {mass: {value: .inf}}}\n", r"mass\.value: Input should be a finite number"),
     ("name: x\ndomains:\n  - {name: a, labels: [aorta], targets: {centroid: {value_mm: [.nan, 0, 0]}}}\n", r"value_mm\[0\]: Input should be a finite number"),
     ("name: x\ngeometry_temperature: .nan\ndomains:\n  - {name: a, labels: [aorta]}\n", "geometry_temperature: Input should be a finite number"),
-    ("name: x\ndomains:\n  - {name: a, labels: [aorta], grid: [100000, 100000, 100000]}\n", r"grid\.0: Input should be less than or equal to 1024"),
+    ("name: x\ndomains:\n  - {name: a, labels: [aorta], grid: [100000, 100000, 100000]}\n", r"grid\[0\]: Input should be less than or equal to 1024"),
     ("name: x\ndomains:\n  - {name: a, labels: [aorta], grid: [1000, 1000, 1000]}\n", r"grid: a domain grid holds at most 16777216 points"),
 ])
 def test_non_finite_numbers_and_huge_grids_are_one_line_errors(text, message):
