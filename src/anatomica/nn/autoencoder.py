@@ -1,7 +1,8 @@
 """The label-map autoencoder: a KL-regularized 3D conv encoder with two decoders trained together.
 
 - encoder + convolutional decoder: MONAI ``AutoencoderKL`` (full volume; used by V-parsing);
-- neural-field decoder :class:`~anatomica.nn.field.FieldDecoder` (any point set; used by L-parsing).
+- neural-field decoder :class:`~anatomica.nn.field.FieldDecoder` (any point set; used by L-parsing), with a
+  bounded receptive field (``receptive_field`` latent cells) and no global normalization.
 
 Interfaces the guidance code relies on: ``encode(x_onehot) -> (mean, logvar)``, ``decode(z) -> logits
 (B, C, X, Y, Z)``, ``query(z, points) -> logits (B, C, N)`` and ``decode_field(z, shape)``.
@@ -47,7 +48,8 @@ class AutoencoderConfig:
         return 2 ** (len(self.channels) - 1)
 
     def field_config(self) -> FieldConfig:
-        return FieldConfig(**{**self.field, "latent_channels": self.latent_channels, "out_channels": self.num_classes})
+        return FieldConfig(**{**{k: v for k, v in self.field.items() if k != "design"}, "latent_channels": self.latent_channels, "out_channels": self.num_classes,
+                              "downsampling": self.downsampling})
 
 
 class Autoencoder(nn.Module):
@@ -68,7 +70,17 @@ class Autoencoder(nn.Module):
             with_encoder_nonlocal_attn=False,
             with_decoder_nonlocal_attn=False,
         )
-        self.field = FieldDecoder(config.field_config())
+        if self.field_design == "grid":  # TEMPORARY: the old packaged heart32 until it is re-shipped (issue 11)
+            from anatomica.nn._legacy_field import GridFieldConfig, GridFieldDecoder
+
+            extra = {k: v for k, v in self.config.field.items() if k != "design"}
+            self.field = GridFieldDecoder(GridFieldConfig(**extra, latent_channels=config.latent_channels, out_channels=config.num_classes))
+        else:
+            self.field = FieldDecoder(config.field_config())
+
+    @property
+    def field_design(self) -> str:
+        return self.config.field.get("design", "local")
 
     def latent_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         f = self.config.downsampling
@@ -92,12 +104,19 @@ class Autoencoder(nn.Module):
         """KL(q(z|x) ‖ N(0, I)) per latent element, averaged: ½·mean(μ² + σ² − ln σ² − 1)."""
         return 0.5 * (mean.pow(2) + logvar.exp() - logvar - 1.0).mean()
 
+    @property
+    def receptive_field(self) -> int:
+        """The field's receptive-field radius in latent cells: ``query`` logits at a point in latent-cell
+        coordinates u depend only on latent cells n with |n − u| < receptive_field per axis."""
+        return self.field.receptive_field
+
     def decode(self, z: Tensor) -> Tensor:
         """Full-volume logits (B, C, X, Y, Z) from the convolutional decoder."""
         return self.kl.decode(z)
 
     def query(self, z: Tensor, points: Tensor) -> Tensor:
-        """Neural-field logits (B, C, N) at normalized points (B, N, 3) or (N, 3)."""
+        """Neural-field logits (B, C, N) at normalized points (B, N, 3) or (N, 3), from the crop of z the points
+        can see (points' latent box ⊕ receptive field), so the cost grows with the points, not the volume."""
         return self.field.query(z, points)
 
     def decode_field(self, z: Tensor, shape: Sequence[int], chunk: int = 65536) -> Tensor:

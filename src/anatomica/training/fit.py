@@ -20,7 +20,7 @@ from anatomica.io.files import write_json
 from anatomica.errors import AnatomicaError
 from anatomica.io.output import check_output_dir
 from anatomica.nn.autoencoder import AutoencoderConfig
-from anatomica.io.checkpoint import load_module_state, load_tensors, read_config, save_tensors, save_weights
+from anatomica.io.checkpoint import load_module_state, load_tensors, load_weights, read_config, save_tensors, save_weights
 from anatomica.nn.unet import UNetConfig
 from anatomica.training.config_checks import check_train_config
 from anatomica.training.autoencoder import AutoencoderTask, AutoencoderTrainConfig, reconstruction_dice
@@ -39,6 +39,16 @@ def _load_data(path: Path, size: int | None, val_fraction: float) -> tuple[Label
     data = load_label_dataset(path, size)
     train, val = data.split(val_fraction)
     return data, train, val
+
+
+def _init_state(source: Path) -> dict[str, torch.Tensor]:
+    """Autoencoder weights of an autoencoder run, or of a diffusion run / packaged model (its autoencoder copy)."""
+    from anatomica.model import resolve_model
+
+    folder = resolve_model(source)
+    if read_config(folder).get("kind") == "latent_diffusion":
+        return load_tensors(folder / "autoencoder.safetensors")[0]
+    return load_weights(folder, kind="autoencoder")[0]
 
 
 def _check_steps(steps: int, batch_size: int) -> None:
@@ -100,6 +110,8 @@ def train_autoencoder(
         config = {"model": mc.to_dict(), "train": tc.to_dict(), "data": data_record(full, tc.val_fraction)}
         torch.manual_seed(tc.seed)  # initial weights
         task = AutoencoderTask(mc, tc, train_set)
+        if tc.init is not None:  # start from a trained autoencoder (e.g. the field alone on its frozen encoder)
+            task.init_from(_init_state(Path(tc.init)))
         ckpt = None
     with _run_folder(run, overwrite, fresh=resume is None and main):
         if resume is None and main:
