@@ -51,6 +51,22 @@ def _load_all(seg: list[Path]):
     return [(name, load_label_map(path)) for name, path in label_inputs(seg)]
 
 
+def _export_cases(seg: list[Path], out: Path, overwrite: bool, write_case, table_text, table_name: str) -> int:
+    """Every label map written by ``write_case(lm, folder, name)`` plus one colour-table file for their union of
+    labels, into a staged ``out``; returns the number of cases."""
+    from anatomica.io.output import check_output_dir, staged_output
+    from anatomica.io.slicer import write_text
+
+    check_output_dir(out, overwrite)
+    cases = _load_all(seg)
+    table = _union(cases)
+    with staged_output(out, overwrite) as stage:
+        for name, lm in cases:
+            write_case(lm, stage, name)
+        write_text(table_text(table), stage / table_name)
+    return len(cases)
+
+
 def _labels_option(text: str | None) -> list[str] | None:
     return [s.strip() for s in text.split(",") if s.strip()] if text else None
 
@@ -95,17 +111,10 @@ def slicer(
 
     Example: anatomica export slicer demo_out/rv_guided --out demo_out/slicer
     """
-    from anatomica.io.output import check_output_dir, staged_output
-    from anatomica.io.slicer import ctbl_text, write_seg_nrrd, write_text
+    from anatomica.io.slicer import ctbl_text, write_seg_nrrd
 
-    check_output_dir(out, overwrite)
-    cases = _load_all(seg)
-    table = _union(cases)
-    with staged_output(out, overwrite) as stage:
-        for name, lm in cases:
-            write_seg_nrrd(lm, stage / f"{name}.seg.nrrd")
-        write_text(ctbl_text(table), stage / "anatomica.ctbl")
-    typer.echo(f"wrote {len(cases)} Slicer segmentation(s) and anatomica.ctbl to {out}")
+    n = _export_cases(seg, out, overwrite, lambda lm, stage, name: write_seg_nrrd(lm, stage / f"{name}.seg.nrrd"), ctbl_text, "anatomica.ctbl")
+    typer.echo(f"wrote {n} Slicer segmentation(s) and anatomica.ctbl to {out}")
 
 
 @export_app.command("itksnap")
@@ -121,17 +130,10 @@ def itksnap(
     Example: anatomica export itksnap demo_out/rv_guided --out demo_out/itksnap
     """
     from anatomica.io.nifti import save_label_map
-    from anatomica.io.output import check_output_dir, staged_output
-    from anatomica.io.slicer import itksnap_text, write_text
+    from anatomica.io.slicer import itksnap_text
 
-    check_output_dir(out, overwrite)
-    cases = _load_all(seg)
-    table = _union(cases)
-    with staged_output(out, overwrite) as stage:
-        for name, lm in cases:
-            save_label_map(lm, stage / f"{name}.nii.gz")
-        write_text(itksnap_text(table), stage / "itksnap_labels.txt")
-    typer.echo(f"wrote {len(cases)} label map(s) and itksnap_labels.txt to {out}")
+    n = _export_cases(seg, out, overwrite, lambda lm, stage, name: save_label_map(lm, stage / f"{name}.nii.gz"), itksnap_text, "itksnap_labels.txt")
+    typer.echo(f"wrote {n} label map(s) and itksnap_labels.txt to {out}")
 
 
 def _union(cases) -> dict[str, int]:

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from anatomica.control.domain import ControlDomain
+from anatomica.control.domain import domain_mask
 from anatomica.control.potential import Task
-from anatomica.coords import grid_points, normalized_to_voxel
+from anatomica.coords import normalized_to_voxel
 from anatomica.io.colors import value_colors
 from anatomica.io.files import atomic_write
 
@@ -111,21 +111,6 @@ def write_mosaic(labels: np.ndarray, path: Path, num_classes: int, max_cases: in
     return path
 
 
-
-
-def domain_mask(domain: ControlDomain, shape: Sequence[int]) -> np.ndarray:
-    """Voxels of a volume of ``shape`` whose centres lie in the domain: inside the box for its axes of size > 1,
-    within one voxel diagonal's half of it along axes of size 1 (planes, lines)."""
-    u = grid_points(shape, torch.float64).numpy()
-    local = (u - domain.translation) @ domain.rotation  # along the template axes, normalized units
-    step = 2.0 / max(max(int(s) - 1, 1) for s in shape)
-    inside = np.ones(len(u), dtype=bool)
-    for a in range(3):
-        if domain.size[a] > 1:
-            inside &= np.abs(local[:, a]) <= domain.scale[a] * (1.0 + 1.0 / (domain.size[a] - 1))
-        else:
-            inside &= np.abs(local[:, a]) <= 0.5 * np.sqrt(3.0) * step
-    return inside.reshape(tuple(int(s) for s in shape))
 
 
 def _centre_voxel(task: Task, shape: Sequence[int]) -> np.ndarray:

@@ -300,7 +300,7 @@ def request_warnings(tasks: Sequence[Task], config: GuidanceConfig, bundle) -> l
                     seen.add(d.name)
                     out.append(f"domain {d.name!r}: the mass target is {fraction:.3g}× what the domain can hold; it cannot be reached")
                 elif dom.dim == 3 and all(by_value.get(c) in stats for c in d.channels):
-                    ml = fraction * dom.num_points * dom.cell_measure(task.affine, task.shape) / 1000.0
+                    ml = fraction * dom.mass_scale(task.frame)
                     mean = sum(stats[by_value[c]]["mean_ml"] for c in d.channels)
                     sd = sum(stats[by_value[c]]["sd_ml"] for c in d.channels)
                     if sd > 0 and abs(ml - mean) > 5 * sd:
