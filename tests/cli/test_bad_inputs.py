@@ -19,6 +19,7 @@ from anatomica.io.dataset import write_dataset_json
 from anatomica.io.nifti import LabelMap, save_label_map
 
 TOY = {"left": 1, "right": 2}
+TOY_AFFINE = np.array([[2.0, 0, 0, -16.0], [0, 2.0, 0, 4.0], [0, 0, 2.0, 20.0], [0, 0, 0, 1]])  # the tiny model's frame
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def env(tiny_model, tmp_path_factory) -> dict:
     write_dataset_json(root / "seg", "toy", TOY, ["case"])
     save_label_map(LabelMap(arr, np.diag([2.0, 2, 2, 1]), {}), root / "plain.nii.gz")
     # a reference whose table names other organs: value 1 is not 'left'
-    save_label_map(LabelMap(arr, np.diag([2.0, 2, 2, 1]), {}), root / "stomach" / "labelsTr" / "s.nii.gz")
+    save_label_map(LabelMap(arr, TOY_AFFINE, {}), root / "stomach" / "labelsTr" / "s.nii.gz")
     write_dataset_json(root / "stomach", "other", {"stomach": 1, "liver": 2}, ["s"])
     tasks = root / "tasks"
     tasks.mkdir()

@@ -3,7 +3,6 @@ targets and potential terms."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from anatomica.control.spec import load_task, resolve_task
 from anatomica.io.nifti import load_label_map
 from anatomica.io.dataset import read_label_table
 from anatomica.errors import AnatomicaError
+from anatomica.io.files import json_text
 
 
 def _floats(x) -> list | None:
@@ -80,7 +80,9 @@ def measure(
         raise AnatomicaError(f"{seg}: no label names (pass --labels or keep a dataset.json next to the file)")
     ref = load_label_map(reference, labels=table) if reference is not None else None  # its own dataset.json, else the same table
     spec = load_task(task_path)
-    task = resolve_task(spec, ref, lm.labels, lm.array.shape, lm.affine)
+    task = resolve_task(spec, ref, lm.labels, lm.array.shape, lm.affine)  # the reference's labels read by name
+    if ref is not None and not ref.labels:
+        typer.echo(f"note: {reference} has no label table; read in {seg.name}'s numbering", err=True)
     L, terms = task.potential(task.parse_label_array(lm.array, torch.float64))
     rows = [describe_domain(m, terms) for m in measure_label_map(task, lm.array)]
     result = {
@@ -93,7 +95,7 @@ def measure(
         "domains": rows,
     }
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        typer.echo(json_text(result))
     else:
         _print_human(result)
 

@@ -95,7 +95,14 @@ def resolve_task(
         Frame.of(reference).check_same_field_of_view(frame)
 
     def ref_value(name: str) -> int:
-        return int(reference.labels.get(name, label_table[name])) if reference is not None else label_table[name]
+        # By name, never by number: a value the reference's table gives another organ must not stand in.
+        # A reference without any table is read in ``label_table``'s numbering (callers say so).
+        if reference is None or not reference.labels:
+            return label_table[name]
+        if name not in reference.labels:
+            raise AnatomicaError(f"the reference's label table has no {name!r} (it names {', '.join(reference.labels)}); "
+                                 "the task reads labels by name")
+        return int(reference.labels[name])
 
     domains: list[DomainTask] = []
     for d in spec.domains:

@@ -220,50 +220,25 @@ def reference_files(path: Path | None) -> list[Path]:
     return [path]
 
 
-def task_label_names(spec: TaskSpec) -> list[str]:
-    """Every label name a task reads: its domains' labels and those its placements refer to."""
-    names: list[str] = []
-    for d in spec.domains:
-        names += list(d.labels)
-        for attr in ("around", "along", "start_near", "center", "reach"):
-            names += list(getattr(d.placement, attr, None) or [])
-    return list(dict.fromkeys(names))
-
-
-def reference_by_name(name: str, ref: LabelMap, spec: TaskSpec, labels: dict[str, int], notes: list[str]) -> LabelMap:
-    """A reference label map renumbered to the model's label values by name.
-
-    Anatomy is matched by label *name*: a reference whose table lacks a label the task reads is refused
-    (its value might mean another organ). A reference without any table is read in the model's numbering,
-    said in one line (appended to ``notes``).
-    """
-    if not ref.labels:
-        notes.append(f"note: reference {name} has no label table (no dataset.json next to it); read in the model's numbering "
-                     f"({', '.join(f'{k}={v}' for k, v in labels.items())})")
-        return LabelMap(ref.array, ref.affine, dict(labels))
-    missing = [n for n in task_label_names(spec) if n not in ref.labels]
-    if missing:
-        raise AnatomicaError(f"reference {name}: its label table has no {', '.join(repr(m) for m in missing)} "
-                             f"(it names {', '.join(ref.labels) or 'nothing'}); the task needs them by name")
-    if all(labels.get(k) == v for k, v in ref.labels.items()):
-        return ref
-    lut = np.zeros(int(ref.array.max(initial=0)) + 1, dtype=ref.array.dtype)
-    for k, v in ref.labels.items():
-        if k in labels and v < len(lut):
-            lut[v] = labels[k]
-    return LabelMap(lut[ref.array], ref.affine, {k: labels[k] for k in ref.labels if k in labels})
+def table_note(name: str, ref: LabelMap, labels: dict[str, int]) -> str | None:
+    """The one line said when a reference has no label table and is read in the model's numbering."""
+    if ref.labels:
+        return None
+    return (f"note: reference {name} has no label table (no dataset.json next to it); read in the model's numbering "
+            f"({', '.join(f'{k}={v}' for k, v in labels.items())})")
 
 
 def resolve_per_reference(spec: TaskSpec, references: Sequence[tuple[str, LabelMap]], labels: dict[str, int], shape, affine) -> list[Task]:
     """One resolved task per (name, reference) (or one without any); errors name the reference they come from."""
     if not references:
         return [resolve_task(spec, None, labels, shape, affine)]
-    tasks, notes = [], []
+    tasks = []
     for name, ref in references:
         try:
-            tasks.append(resolve_task(spec, reference_by_name(name, ref, spec, labels, notes), labels, shape, affine))
+            tasks.append(resolve_task(spec, ref, labels, shape, affine))  # label values read by name
         except AnatomicaError as e:
-            raise AnatomicaError(f"reference {name}: {e}" if not str(e).startswith(f"reference {name}") else str(e)) from None
+            raise AnatomicaError(f"reference {name}: {e}") from None
+    notes = [n for n in (table_note(name, ref, labels) for name, ref in references) if n]
     import sys
 
     for note in notes:  # only once every reference resolved: a failing run prints its one error line alone
