@@ -87,6 +87,7 @@ def parse() -> argparse.Namespace:
     a("--fresh", action="store_true", help="delete the cache first")
     a("--seeds", default="0,1,2", help="training seeds (>= 3 for seed intervals)")
     a("--arms", default=",".join(ARM_TITLES))
+    a("--dataset", choices=("heart", "mni152"), default="heart", help="heart phantoms (independent judge) or the MNI152 template slices (judge from the same template)")
     a("--gen-cases", type=int, default=40, help="phantom cases of the generator's data (every 5th held out)")
     a("--judge-cases", type=int, default=30, help="phantom cases of the judge's independent data")
     a("--phantom-size", type=int, default=64)
@@ -146,7 +147,7 @@ class Timings:
 
 
 # options that change cached results; the rest (output paths, threads, which arms/seeds) may differ on resume
-CACHE_KEYS = ("gen_cases", "judge_cases", "phantom_size", "size", "channels", "attention", "head_channels", "per_class", "register_dim",
+CACHE_KEYS = ("dataset", "gen_cases", "judge_cases", "phantom_size", "size", "channels", "attention", "head_channels", "per_class", "register_dim",
               "steps", "warm", "batch", "lr", "ema", "n_aug", "n", "sample_steps", "judge_steps", "tstr_steps", "edit_class", "edit_scales", "edit_n")
 
 
@@ -163,8 +164,16 @@ def check_cache(work: Path, args) -> None:
         path.write_text(json.dumps(mine, indent=1))
 
 
-def make_data(args, work: Path, t: Timings) -> tuple[DataSpec, DataSpec, dict]:
-    """Generator and judge data folders: independent phantom seeds, independent render seeds."""
+def make_data(args, work: Path, t: Timings) -> tuple[DataSpec, DataSpec | None, dict]:
+    """Generator and judge data folders: independent phantom seeds, independent render seeds. MNI152 has
+    one template brain only: no independent judge data exists, so the judge uses the generator's split."""
+    if args.dataset == "mni152":
+        from anatomica.registers.data import MNI152_LABELS, mni152_volume
+
+        folder = work / "data_gen"
+        if not (folder / "dataset.json").is_file():
+            atomic_dir(folder, lambda d: write_pairs(d, [mni152_volume()], MNI152_LABELS, "MNI152", "T1", overwrite=True))
+        return DataSpec(str(folder), args.size, 2, 2), None, {"unions": [], "system": "mni152"}
     system = get_system("heart")
     specs = []
     for role, cases, phantom_seed, render_seed in (("gen", args.gen_cases, 0, 1000), ("judge", args.judge_cases, 1, 2000)):
@@ -303,11 +312,13 @@ def main() -> None:
         log(f"seed {seed} edits of {args.edit_class}: " + ", ".join(f"{k} judge {v['judge']['change']['value']:+.4f}" for k, v in edits[seed]["conditions"].items()))
 
     comparison = compare(runs, "registers")
+    losses = {arm: {seed: final_losses(work / "runs" / f"{arm}_s{seed}") for seed in seeds} for arm in arms}
+    ground_floor = grounding_floor_of(load_register_ldm(work / "runs" / f"registers_s{seeds[0]}"), train_pairs)
     result = {
         "command": " ".join(sys.argv),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "eval_settings": settings.to_dict(),
-        "data": {"generator": gen_spec.to_dict(), "judge": judge_spec.to_dict(), "n_train_slices": len(real.train), "n_floor": len(real.floor), "n_reference": len(real.reference),
+        "data": {"generator": gen_spec.to_dict(), "judge": judge_spec.to_dict() if judge_spec else None, "n_train_slices": len(real.train), "n_floor": len(real.floor), "n_reference": len(real.reference),
                  "judge_independent": real.judge_independent, "groups": [g for g, _ in real.groups]},
         "judge_reference_dice": real.judge_reference_dice,
         "parameters": params,
@@ -317,6 +328,8 @@ def main() -> None:
         "floor_betti_means": mean_betti(Measures.load(floor_path), real.groups),
         "comparison": comparison,
         "edits": {"class": args.edit_class, "per_seed": edits},
+        "final_losses": losses,
+        "grounding_floor": ground_floor,
         "timings": t.data,
         "total_stage_seconds": float(sum(t.data.values())),
         "this_session_seconds": time.perf_counter() - T0,
@@ -329,6 +342,30 @@ def main() -> None:
     write_docs(args, clean, real)
     figures(args, work, arms, seeds, real, edits)
     log(f"done: stage total {result['total_stage_seconds']:.0f} s; results -> {args.results}")
+
+
+def final_losses(folder: Path, last: int = 50) -> dict[str, float]:
+    """Mean of each training loss over the last ``last`` steps (log.csv)."""
+    import csv
+
+    with open(folder / "log.csv") as f:
+        rows = list(csv.DictReader(f))[-last:]
+    return {k: float(np.mean([float(r[k]) for r in rows if r.get(k)])) for k in ("edm", "seg", "ground") if any(r.get(k) for r in rows)}
+
+
+def grounding_floor_of(model, pairs) -> float:
+    """The grounding loss of perfect attention on the training masks at the model's cross-attention
+    resolutions (what a reached grounding loss is to be read against)."""
+    from anatomica.registers.network import grounding_floor
+
+    aux: dict = {}
+    with torch.no_grad():
+        model.precond(model.codec.encode(pairs.images[:2]), 1.0, aux=aux)
+    return grounding_floor([shape for _, shape in aux["attention"]], pairs.masks, real_classes(pairs))
+
+
+def real_classes(pairs) -> int:
+    return max(pairs.labels.values()) + 1
 
 
 def edit_table(edits: dict, class_name: str) -> str:
@@ -354,6 +391,10 @@ def write_docs(args, result: dict, real) -> None:
         f"({result['data']['n_reference']} real slices of cases neither the judge nor the generator saw).",
         "",
         "Parameters: " + ", ".join(f"{ARM_TITLES.get(a, a)} {v['total']:,}" for a, v in p.items()) + ".",
+        "",
+        "Training losses, mean of the last 50 steps, mean over seeds: " + "; ".join(
+            f"{ARM_TITLES.get(a, a)} " + ", ".join(f"{k} {np.mean([v[k] for v in per.values()]):.3f}" for k in next(iter(per.values())))
+            for a, per in result["final_losses"].items()) + f". Grounding floor (perfect attention on the training masks): {result['grounding_floor']:.3f}.",
         "",
         markdown_tables(result, ARM_TITLES),
         edit_table(result["edits"]["per_seed"], result["edits"]["class"]),

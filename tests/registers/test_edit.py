@@ -71,3 +71,25 @@ def test_parse_drop():
     assert (e.op, e.cls) == ("drop", 1)
     R = bank(0)
     assert torch.equal(apply_edit(R, e), R)  # a drop acts on the context, not on the bank
+
+
+def test_dose_response_pairs_every_condition_with_the_trained_bank():
+    from anatomica.diffusion.edm import EDMPrecond
+    from anatomica.nn.unet import UNetConfig
+    from anatomica.registers.codec import Codec
+    from anatomica.registers.edit import dose_response
+    from anatomica.registers.network import RegisterConfig
+    from anatomica.registers.train import RegisterLDM, RegisterLDMConfig, build_net
+
+    torch.manual_seed(0)
+    u = UNetConfig(spatial_dims=2, in_channels=1, channels=(8, 16), attention_levels=(False, True), num_res_blocks=1, num_head_channels=8, norm_num_groups=8)
+    cfg = RegisterLDMConfig(u, RegisterConfig(3, 2, 8), [1, 16, 16], 16, 2, {"a": 1, "b": 2}, sigma_data=0.5)
+    net = build_net(cfg).eval()
+    with torch.no_grad():
+        for p in net.parameters():  # zero-initialised output convs would make every edit a no-op
+            p.add_(0.05 * torch.randn_like(p))
+    model = RegisterLDM(net, EDMPrecond(net, 0.5), Codec(None), cfg)
+    res = dose_response(model, 1, [0.0, 1.0, 3.0], n=3, steps=1, seed=0, n_boot=5, progress=False)
+    assert list(res["conditions"]) == ["scale 1", "scale 0", "scale 3", "drop"]
+    assert res["conditions"]["scale 1"]["head"]["change"]["value"] == 0.0  # itself, from the same noise
+    assert set(res["_previews"]) == set(res["conditions"]) and res["_previews"]["drop"].shape == (3, 1, 16, 16)

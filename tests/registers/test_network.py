@@ -124,3 +124,16 @@ def test_head_upsampling_puts_masks_on_a_finer_grid():
     aux = {}
     net(torch.randn(2, 3, 8, 8), torch.tensor([0.0, 0.0]), aux=aux)
     assert aux["seg_logits"].shape == (2, 3, 32, 32)  # a ×4 codec: image resolution
+
+
+def test_grounding_floor_is_the_loss_of_perfect_attention():
+    from anatomica.registers.network import grounding_floor
+
+    mask = torch.zeros(2, 8, 8, dtype=torch.long)
+    mask[:, :, 3:] = 1  # the boundary falls inside a 2×2 cell at 4×4
+    onehot = torch.nn.functional.one_hot(mask, 2).movedim(-1, 1).float()
+    perfect = torch.nn.functional.adaptive_avg_pool2d(onehot, (4, 4)).flatten(2).transpose(1, 2)
+    floor = grounding_floor([(4, 4)], mask, 2)
+    assert floor == pytest.approx(float(grounding_loss([(perfect, (4, 4))], mask, 2)), rel=1e-5)
+    assert 0 < floor < grounding_loss([(torch.full_like(perfect, 0.5), (4, 4))], mask, 2)
+    assert grounding_floor([(8, 8)], mask, 2) == pytest.approx(0.0, abs=1e-6)  # no mixed pixels at full resolution

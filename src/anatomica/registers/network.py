@@ -197,3 +197,16 @@ def grounding_loss(attention: list[tuple[Tensor, tuple[int, ...]]], mask: Tensor
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def grounding_floor(shapes: list[tuple[int, ...]], mask: Tensor, n_classes: int) -> float:
+    """The lowest value :func:`grounding_loss` can reach on ``mask`` at these layer resolutions: the mean
+    entropy of the pooled class fractions (attention equal to the targets). Pixels straddling a boundary
+    have mixed targets, so the floor is above 0; read a reached loss against it, not against ln C."""
+    onehot = F.one_hot(mask.long(), n_classes).movedim(-1, 1).float()
+    pool = F.adaptive_avg_pool2d if mask.ndim == 3 else F.adaptive_avg_pool3d
+    total = 0.0
+    for shape in shapes:
+        t = pool(onehot, shape).flatten(2).transpose(1, 2)
+        total += float(-(t * t.clamp_min(1e-8).log()).sum(-1).mean())
+    return total / len(shapes)
