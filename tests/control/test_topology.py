@@ -128,3 +128,56 @@ def test_descent_turns_a_disk_into_a_ring():
     assert betti_numbers(torch.sigmoid(logits)[0, :, :, 0].numpy() >= 0.5) == [1, 0, 0]  # a disk, noisy inside
     S = descend(logits, (1, 1, 0), steps=100, lr=0.2)
     assert betti_numbers(S[:, :, 0] >= 0.5) == [1, 1, 0]
+
+
+# --- the saddle loss (issue 11 item 9): act only where the Betti number at 1/2 is wrong ---------------------
+
+
+def two_peaks(bridge: float) -> torch.Tensor:
+    """A line: two plateaus (0.9) joined by a bridge of height ``bridge`` at index 5, a small ripple (0.2) at 9."""
+    return torch.tensor([0.0, 0.9, 0.9, 0.9, 0.9, bridge, 0.9, 0.9, 0.0, 0.2, 0.0])[:, None, None].clone().requires_grad_(True)
+
+
+def test_saddle_loss_pushes_only_the_connecting_saddle_and_leaves_ripples():
+    S = two_peaks(0.8)  # merged at 1/2: B0 = 1
+    loss = topology_loss(S[None], (2, 0, 0), mode="saddle", margin=0.1)
+    (g,) = torch.autograd.grad(loss.sum(), S)
+    assert float(loss.detach()) == pytest.approx((0.8 - 0.4) ** 2)
+    nonzero = torch.nonzero(g.flatten()).flatten().tolist()
+    assert nonzero == [5] and float(g.flatten()[5]) > 0  # descent lowers the saddle only; the ripple at 9 is not alive
+    # the paper's loss also moves the ripple (an extra class) and the peaks
+    (gp,) = torch.autograd.grad(topology_loss(S[None], (2, 0, 0)).sum(), S)
+    assert gp.flatten()[9] != 0
+
+
+def test_saddle_loss_is_zero_once_the_prior_holds_with_margin():
+    S = two_peaks(0.3)  # two components at 1/2, saddle below 1/2 − m
+    loss = topology_loss(S[None], (2, 0, 0), mode="saddle", margin=0.1)
+    (g,) = torch.autograd.grad(loss.sum(), S)
+    assert float(loss.detach()) == 0 and not g.any()
+
+
+def test_saddle_loss_removes_an_extra_component_on_its_cheaper_side():
+    S = torch.tensor([0.0, 0.9, 0.9, 0.0, 0.0, 0.55, 0.0])[:, None, None].clone().requires_grad_(True)  # a weak extra piece
+    (g,) = torch.autograd.grad(topology_loss(S[None], (1, 0, 0), mode="saddle").sum(), S)
+    assert float(g.flatten()[5]) > 0 and float(g.flatten()[[0, 1, 2, 3, 4, 6]].abs().sum()) == 0  # its birth is cut
+
+
+def test_saddle_descent_cuts_a_dumbbell_at_its_neck_and_bad_modes_are_refused():
+    n = 16
+    x, y = np.arange(n)[:, None], np.arange(n)[None, :]
+    mask = ((x - 4) ** 2 + (y - 8) ** 2 <= 9) | ((x - 11) ** 2 + (y - 8) ** 2 <= 9) | ((abs(y - 8) <= 1) & (x > 4) & (x < 11))
+    noise = 0.3 * np.random.default_rng(0).standard_normal((n, n))
+    logits = torch.from_numpy(np.where(mask, 3.0, -3.0) + noise)[None, :, :, None].float().requires_grad_(True)
+    opt = torch.optim.SGD([logits], lr=5.0)
+    for _ in range(100):
+        opt.zero_grad()
+        topology_loss(torch.sigmoid(logits), (2, 0, 0), mode="saddle").sum().backward()
+        opt.step()
+    out = torch.sigmoid(logits).detach()[0, :, :, 0].numpy() >= 0.5
+    assert betti_numbers(out) == [2, 0, 0]
+    assert out.sum() >= mask.sum() - 6 and not (out & ~mask).any()  # only the neck is cut
+    with pytest.raises(ValueError, match="mode"):
+        topology_loss(torch.rand(1, 4, 4, 4), (1, 0, 0), mode="hinge")
+    with pytest.raises(ValueError, match="margin"):
+        topology_loss(torch.rand(1, 4, 4, 4), (1, 0, 0), mode="saddle", margin=0.5)

@@ -48,6 +48,11 @@ def sample(
     fast_gradient: bool = typer.Option(False, "--fast-gradient", help="Differentiate the potential w.r.t. the denoised latent only (no backward pass through the denoiser): faster, less faithful."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16: the networks under bfloat16 autocast (CPU and GPU; measured ~1.5-1.8× faster on CPU at >= 99.5 % label agreement). Same seed, same precision, same result."),
     sigma_window: str | None = typer.Option(None, "--sigma-window", help="Noise levels MIN,MAX where guidance is active, e.g. 0.05,10. Default: 0.05,inf (every step above σ = 0.05)."),
+    guidance_normalize: float | None = typer.Option(None, "--guidance-normalize", help="ρ > 0: each guided step moves the latent by ρ × the posterior sd of ẑ0 (RMS per element) along −∇L, instead of w·σ²·∇L (docs/guided_sampling.md). Default: the task's guidance.normalize (atrial-separation: see the task), else off."),
+    guidance_clip: float | None = typer.Option(None, "--guidance-clip", help="ρ > 0: keep w·σ²·∇L but cap its RMS per element at ρ × the posterior sd of ẑ0. Not with --guidance-normalize. Default: the task's guidance.clip, else off."),
+    recurrence: int | None = typer.Option(None, "--recurrence", help="0-8: re-noise each guided estimate to the same σ and denoise again this many times per guided call (costs that many more calls). Default: the task's guidance.recurrence, else 0."),
+    topology_loss: str | None = typer.Option(None, "--topology-loss", help="paper (−Σ kept + Σ extra squared persistence) or saddle (only where the Betti number at 1/2 is wrong: the connecting saddle, extra classes alive at 1/2; zero once met). Default: the task's guidance.topology_loss, else paper."),
+    topology_margin: float | None = typer.Option(None, "--topology-margin", help="m in [0, 0.5) of the saddle loss: a class counts as alive when born above 1/2 + m and dead below 1/2 − m. Default: the task's, else 0.1."),
     mesh: str | None = typer.Option(None, "--mesh", help="Also write meshes/sample_NNN/<label>.FORMAT, one closed surface per label in world mm: stl, obj, ply or glb."),
     viewer_files: bool = typer.Option(False, "--viewer-files", help="Also write viewer/: sample_NNN.seg.nrrd (3D Slicer), anatomica.ctbl and itksnap_labels.txt (docs/viewers.md)."),
     report_sample: int = typer.Option(0, "--report-sample", help="The sample report.html shows first in its 3D view (the page lets you switch)."),
@@ -78,9 +83,13 @@ def sample(
     check_seed(seed)
     set_threads(threads)
     lo, hi = parse_sigma_window(sigma_window)
+    topo_options = {"--guidance-normalize": guidance_normalize, "--guidance-clip": guidance_clip, "--recurrence": recurrence, "--topology-loss": topology_loss, "--topology-margin": topology_margin}
+    if task is None and any(v is not None for v in topo_options.values()):
+        raise AnatomicaError(f"{', '.join(k for k, v in topo_options.items() if v is not None)} guide a --task; give one")
     config = GuidanceConfig(parsing=parsing, resolution=resolution, scale=guidance_scale, fast=fast_gradient,
                             sigma_min=lo, sigma_max=hi, steps=steps, sampler=sampler, decoder=decoder,
-                            precision=precision)
+                            precision=precision, normalize=guidance_normalize, clip=guidance_clip, recurrence=recurrence,
+                            topology_loss=topology_loss, topology_margin=topology_margin)
     run = SamplingRun(model=model, out=out, config=config, n=n, seed=seed, task=task, reference=reference,
                       batch_size=batch_size, overwrite=overwrite, extras=sample_extras(mesh, viewer_files, report_sample))
     summary = run_sampling(run)

@@ -84,6 +84,8 @@ class Task:
     shape: tuple[int, int, int] | None = None
     affine: np.ndarray | None = None
     geometry_temperature: float = 1.0
+    topology_mode: str = "paper"  # L_topo of the paper, or 'saddle' (control.topology): hinge at 1/2 ± topology_margin
+    topology_margin: float = 0.1
     batch: int | None = None  # B of a stacked task (``stack_tasks``): targets have a leading batch axis
 
     @property
@@ -177,7 +179,7 @@ class Task:
                 terms[f"{d.name}/geometry"] = g
                 geo = geo + g
             if use_topo:
-                t = topology_loss(S_topo, d.betti)
+                t = topology_loss(S_topo, d.betti, self.topology_mode, self.topology_margin)
                 terms[f"{d.name}/topology"] = t
                 topo = topo + t
         K = len(self.domains)
@@ -237,7 +239,8 @@ def stack_tasks(tasks: Sequence[Task]) -> Task:
         if [d.name for d in t.domains] != [d.name for d in head.domains]:
             raise AnatomicaError(f"tasks to stack have different domains: {[d.name for d in head.domains]} and {[d.name for d in t.domains]}")
         same = (t.name == head.name and t.weights == head.weights and t.temperature == head.temperature
-                and t.geometry_temperature == head.geometry_temperature and t.mass_threshold == head.mass_threshold)
+                and t.geometry_temperature == head.geometry_temperature and t.mass_threshold == head.mass_threshold
+                and t.topology_mode == head.topology_mode and t.topology_margin == head.topology_margin)
         if not same:
             raise AnatomicaError(f"tasks to stack must share name, weights, temperatures and mass threshold ({head.name!r} and {t.name!r})")
         if (t.frame is None) != (head.frame is None) or (t.frame is not None and (t.shape != head.shape or not np.array_equal(t.affine, head.affine))):

@@ -291,6 +291,35 @@ class GuidanceSpec(_Model):
     topological potentials need a far smaller w than geometric ones (docs/results.md)."""
 
     scale: float = Field(ge=0, allow_inf_nan=False)
+    # Defaults of the realistic-topology options (issue 11 item 9; `anatomica sample` flags override them):
+    sigma_window: tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)]] | None = None  # [MIN, MAX]; MAX may be .inf
+    normalize: float | None = Field(None, gt=0)  # ρ: per-step normalized shift (diffusion.guidance)
+    clip: float | None = Field(None, gt=0)  # ρ: cap on the RMS of w·σ²·∇L (diffusion.guidance); not with normalize
+    recurrence: int = Field(0, ge=0, le=8)  # re-noise / re-denoise rounds per guided call
+    topology_loss: Literal["paper", "saddle"] = "paper"  # control.topology
+    topology_margin: float = Field(0.1, ge=0, lt=0.5)
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=True)  # only sigma_window's MAX may be .inf
+
+    @field_validator("sigma_window")
+    @classmethod
+    def _window(cls, v):
+        if v is not None and (not np.isfinite(v[0]) or np.isnan(v[1]) or v[0] > v[1]):
+            raise ValueError(f"sigma_window needs finite 0 <= MIN <= MAX, got {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_step_rule(self):
+        if self.normalize is not None and self.clip is not None:
+            raise ValueError("guidance takes 'normalize' or 'clip', not both")
+        return self
+
+    @field_validator("normalize", "clip", "topology_margin")
+    @classmethod
+    def _finite(cls, v):
+        if v is not None and not np.isfinite(v):
+            raise ValueError(f"must be a finite number, got {v}")
+        return v
 
 
 class TaskSpec(_Model):

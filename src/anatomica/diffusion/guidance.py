@@ -7,6 +7,17 @@ one forward pass instead of forward + backward). c_skip·I is the exact Jacobian
 latent is Gaussian with variance σ_d² (Karras et al. 2022, Table 1: D = c_skip·z + c_out·F, and F → 0 for
 Gaussian data); dropping the Jacobian altogether (factor 1) over-steps by 1/c_skip, up to ~6400× at σ = 80.
 
+Two options for potentials whose gradient is sparse and badly scaled (topological ones: a few birth/death cells
+at full strength, Anatomica CVPR 2026 "Topological guidance"; issue 11 item 9):
+
+- ``normalize=ρ``: per sample, the shift w·σ²·∇L is replaced by ρ·s(σ)·∇L / rms(∇L), s(σ) = σ·σ_d/√(σ² + σ_d²)
+  the posterior standard deviation of ẑ0 given z_σ for Gaussian data: a step whose RMS per latent element is the
+  fraction ρ of what ẑ0 is still uncertain about (0 where ∇L = 0); ``scale`` then only switches guidance on.
+- ``clip=ρ``: the shift stays w·σ²·∇L but its RMS is capped at ρ·s(σ) (a small gradient keeps its small step).
+- ``recurrence=r``: r more times per guided call, re-noise the guided estimate to the same σ,
+  z' = D^w(z; σ) + σ·ε (fresh ε), and denoise again, D^w(z'; σ) (Bansal et al. 2023, "self-recurrence"):
+  the prior gets r chances to pull a guided estimate back onto the data manifold. Costs (r + 1) calls.
+
 Any potential callable ``L(z0_hat) -> (B,)`` works; this module knows nothing about anatomy.
 """
 
@@ -46,7 +57,22 @@ class GuidedDenoiser:
         mode: str = "full",
         trace: GuidanceTrace | None = None,
         sigma_data: float = 1.0,
+        normalize: float | None = None,
+        recurrence: int = 0,
+        clip: float | None = None,
+        generator: torch.Generator | None = None,
     ) -> None:
+        if normalize is not None and not (normalize > 0 and normalize < float("inf")):
+            raise ValueError(f"guidance normalize must be a finite number > 0, got {normalize}")
+        if clip is not None and not (clip > 0 and clip < float("inf")):
+            raise ValueError(f"guidance clip must be a finite number > 0, got {clip}")
+        if normalize is not None and clip is not None:
+            raise ValueError("guidance takes normalize or clip, not both")
+        self.clip = None if clip is None else float(clip)
+        if int(recurrence) != recurrence or recurrence < 0:
+            raise ValueError(f"guidance recurrence must be an integer >= 0, got {recurrence}")
+        self.normalize, self.recurrence = (None if normalize is None else float(normalize)), int(recurrence)
+        self.generator = generator
         if mode not in ("full", "fast"):
             raise ValueError(f"guidance mode must be 'full' or 'fast', got {mode!r}")
         if scale < 0:
@@ -64,6 +90,19 @@ class GuidedDenoiser:
         if not self.active(sigma):
             with torch.no_grad():
                 return self.denoiser(z, sigma)
+        out, loss = self.guided_step(z, sigma)
+        if self.trace is not None:  # L(ẑ0) at the sampler's own z, once per call
+            self.trace.sigmas.append(float(torch.as_tensor(sigma).flatten()[0]))
+            self.trace.potentials.append(loss.detach().cpu())
+        if self.recurrence:
+            s = float(torch.as_tensor(sigma).flatten()[0])
+            for _ in range(self.recurrence):  # self-recurrence: re-noise to the same σ, denoise again (guided)
+                eps = torch.randn(z.shape, generator=self.generator, dtype=z.dtype, device="cpu").to(z.device)
+                out, _ = self.guided_step(out + s * eps, sigma)
+        return out
+
+    def guided_step(self, z: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One D^w(z; σ) = D(z; σ) − w·σ²·∇_z L (or the normalized step ρ·s(σ)·∇L/rms(∇L))."""
         sig = torch.as_tensor(sigma, dtype=z.dtype, device=z.device).reshape(-1)
         sig = sig.expand(z.shape[0]) if sig.numel() == 1 else sig
         with torch.enable_grad():
@@ -80,8 +119,14 @@ class GuidedDenoiser:
                 (grad,) = torch.autograd.grad(loss.sum(), z0_in)
                 c_skip = self.sigma_data**2 / (sig**2 + self.sigma_data**2)
                 grad = c_skip.reshape(-1, *([1] * (z.ndim - 1))) * grad
-        if self.trace is not None:
-            self.trace.sigmas.append(float(sig[0]))
-            self.trace.potentials.append(loss.detach().cpu())
-        shift = self.scale * sig.reshape(-1, *([1] * (z.ndim - 1))) ** 2 * grad
-        return (z0.detach() - shift).detach()
+        view = (-1, *([1] * (z.ndim - 1)))
+        post_sd = (sig * self.sigma_data / torch.sqrt(sig**2 + self.sigma_data**2)).reshape(view)
+        if self.normalize is not None:
+            rms = grad.flatten(1).pow(2).mean(1).sqrt().reshape(view)
+            shift = self.normalize * post_sd * torch.where(rms > 0, grad / rms.clamp_min(1e-30), torch.zeros_like(grad))
+        else:
+            shift = self.scale * sig.reshape(view) ** 2 * grad
+            if self.clip is not None:
+                rms = shift.flatten(1).pow(2).mean(1).sqrt().reshape(view)
+                shift = shift * torch.clamp(self.clip * post_sd / rms.clamp_min(1e-30), max=1.0)
+        return (z0.detach() - shift).detach(), loss

@@ -59,6 +59,12 @@ class GuidanceConfig:
     sampler: str = "heun"
     decoder: str | None = None  # decoder of the saved label maps: conv, field (full grid), None = the parsing's
     precision: str = "fp32"  # fp32, or bf16 autocast of the networks (latents and the sampler stay fp32)
+    # Realistic-topology options (issue 11 item 9; None = the task's ``guidance:`` value, else off):
+    normalize: float | None = None  # ρ: shift ρ·s(σ)·∇L/rms(∇L) instead of w·σ²·∇L (diffusion.guidance)
+    clip: float | None = None  # ρ: cap the RMS of w·σ²·∇L at ρ·s(σ) (diffusion.guidance); not with normalize
+    recurrence: int | None = None  # re-noise to the same σ and re-denoise, r times per guided call
+    topology_loss: str | None = None  # 'paper' or 'saddle' (control.topology)
+    topology_margin: float | None = None  # m of the saddle loss, in [0, 0.5)
 
     def check(self) -> GuidanceConfig:
         if self.parsing not in PARSINGS:
@@ -79,13 +85,36 @@ class GuidanceConfig:
             raise AnatomicaError(f"--decoder must be 'conv' or 'field', got {self.decoder!r}")
         if self.precision not in PRECISIONS:
             raise AnatomicaError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.normalize is not None and not (np.isfinite(self.normalize) and self.normalize > 0):
+            raise AnatomicaError(f"--guidance-normalize must be a finite number > 0, got {self.normalize}")
+        if self.clip is not None and not (np.isfinite(self.clip) and self.clip > 0):
+            raise AnatomicaError(f"--guidance-clip must be a finite number > 0, got {self.clip}")
+        if self.clip is not None and self.normalize is not None:
+            raise AnatomicaError("--guidance-normalize and --guidance-clip exclude each other; give one")
+        if self.recurrence is not None and not 0 <= self.recurrence <= 8:
+            raise AnatomicaError(f"--recurrence must be an integer in [0, 8], got {self.recurrence}")
+        if self.topology_loss not in (None, "paper", "saddle"):
+            raise AnatomicaError(f"--topology-loss must be 'paper' or 'saddle', got {self.topology_loss!r}")
+        if self.topology_margin is not None and not (np.isfinite(self.topology_margin) and 0 <= self.topology_margin < 0.5):
+            raise AnatomicaError(f"--topology-margin must be a number in [0, 0.5), got {self.topology_margin}")
         return self
 
     def for_task(self, spec: TaskSpec) -> GuidanceConfig:
-        """This config with w filled in where it was left open: the task's default, else DEFAULT_SCALE."""
-        if self.scale is not None:
-            return self
-        return replace(self, scale=spec.guidance.scale if spec.guidance is not None else DEFAULT_SCALE)
+        """This config with what was left open filled in from the task's ``guidance:`` block: w (else DEFAULT_SCALE),
+        the σ window (when the config has the default one), normalize, recurrence, topology loss and margin."""
+        g = spec.guidance
+        out = self if self.scale is not None else replace(self, scale=g.scale if g is not None else DEFAULT_SCALE)
+        if g is None:
+            return out
+        fill = {}
+        if g.sigma_window is not None and (self.sigma_min, self.sigma_max) == (DEFAULT_SIGMA_MIN, DEFAULT_SIGMA_MAX):
+            fill["sigma_min"], fill["sigma_max"] = float(g.sigma_window[0]), float(g.sigma_window[1])
+        for name in ("recurrence", "topology_loss", "topology_margin"):
+            if getattr(self, name) is None:
+                fill[name] = getattr(g, name)
+        if self.normalize is None and self.clip is None:  # the step rule comes from the command line or the task, as a pair
+            fill["normalize"], fill["clip"] = g.normalize, g.clip
+        return replace(out, **fill)
 
     @property
     def output_decoder(self) -> str:
@@ -100,7 +129,8 @@ class GuidanceConfig:
         return {
             "parsing": self.parsing, "resolution": self.resolution_name, "guidance_scale": self.scale, "fast_gradient": self.fast,
             "sigma_min": self.sigma_min, "sigma_max": self.sigma_max if np.isfinite(self.sigma_max) else None, "steps": self.steps, "sampler": self.sampler, "decoder": self.output_decoder,
-            "precision": self.precision,
+            "precision": self.precision, "normalize": self.normalize, "clip": self.clip, "recurrence": self.recurrence or 0,
+            "topology_loss": self.topology_loss or "paper", "topology_margin": 0.1 if self.topology_margin is None else self.topology_margin,
         }
 
 
@@ -148,12 +178,17 @@ def guided_batch(bundle, task: Task | Sequence[Task], indices: Sequence[int], se
     per sample (its own reference's domains and targets)."""
     if config.scale is None:
         raise ValueError("guided_batch needs a guidance scale: resolve the config with config.for_task(spec)")
+    topo = {k: v for k, v in (("topology_mode", config.topology_loss), ("topology_margin", config.topology_margin)) if v is not None}
+    if topo:
+        task = replace(task, **topo) if isinstance(task, Task) else [replace(t, **topo) for t in task]
     parsing: Parsing = make_parsing(bundle, task, config.parsing, config.resolution_name)
     potential = lambda z: parsing.potential(z)[0]  # noqa: E731
     trace = GuidanceTrace()
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed), int(indices[0]), 7]).generate_state(1)[0])) if config.recurrence else None
     guided = GuidedDenoiser(bundle.denoiser, potential, config.scale, config.sigma_min, config.sigma_max,
                             mode="fast" if config.fast else "full", trace=trace,
-                            sigma_data=getattr(bundle.denoiser, "sigma_data", 1.0))
+                            sigma_data=getattr(bundle.denoiser, "sigma_data", 1.0),
+                            normalize=config.normalize, clip=config.clip, recurrence=config.recurrence or 0, generator=generator)
     denoiser = TracedDenoiser(guided, potential, record_unguided)
     noise = bundle.noise(indices, seed)
     t0 = time.perf_counter()
