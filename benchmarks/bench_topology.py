@@ -10,7 +10,7 @@ results.md and a before/after projection figure into --out (and --figure, e.g. d
     .venv/bin/python benchmarks/bench_topology.py --n 8 --variants "unguided,old w100,saddle n0.1"   # a quick subset
 
 A variant is ``NAME=key:value,key:value`` (or a NAME of ``VARIANTS``): keys parsing (v | l-local/RES |
-l-coarse/RES), w, normalize, clip, recurrence, loss (paper | saddle), margin, window (MIN/MAX), task (a task file or
+l-coarse/RES), w, normalize, clip, recurrence, geo (λ_geo), tau (τ of the topological term), loss (paper | saddle), margin, window (MIN/MAX), task (a task file or
 packaged name; default atrial-separation). Goal (issue 11): B0 ≥ 80 % with 1-NNA ≤ unguided + 0.10 and FMD ≤ 2×
 unguided.
 """
@@ -36,22 +36,27 @@ from anatomica.model import load_model  # noqa: E402
 
 TASK = "atrial-separation"
 VARIANTS = {
-    "unguided": "parsing:l-coarse/low,w:0",
-    "old w100": "parsing:l-coarse/low,w:100,loss:paper",
-    "saddle w100": "parsing:l-coarse/low,w:100,loss:saddle",
-    "saddle n0.1": "parsing:l-coarse/low,w:1,loss:saddle,normalize:0.1",
-    "saddle n0.2": "parsing:l-coarse/low,w:1,loss:saddle,normalize:0.2",
-    "paper n0.1": "parsing:l-coarse/low,w:1,loss:paper,normalize:0.1",
-    "saddle n0.1 σ≤10": "parsing:l-coarse/low,w:1,loss:saddle,normalize:0.1,window:0.05/10",
-    "saddle n0.1 rec1": "parsing:l-coarse/low,w:1,loss:saddle,normalize:0.1,recurrence:1",
+    "unguided": "task:benchmarks/tasks/atrial-separation-paper.yaml,parsing:l-coarse/low,w:0",
+    "old w100": "task:benchmarks/tasks/atrial-separation-paper.yaml,parsing:l-coarse/low,w:100,loss:paper",
+    "saddle w100": "task:benchmarks/tasks/atrial-separation-paper.yaml,parsing:l-coarse/low,w:100,loss:saddle",
+    "saddle n0.1": "task:benchmarks/tasks/atrial-separation-paper.yaml,parsing:l-coarse/low,w:1,loss:saddle,normalize:0.1",
+    "saddle n0.2": "task:benchmarks/tasks/atrial-separation-paper.yaml,parsing:l-coarse/low,w:1,loss:saddle,normalize:0.2",
+    "paper n0.1": "task:benchmarks/tasks/atrial-separation-paper.yaml,parsing:l-coarse/low,w:1,loss:paper,normalize:0.1",
+    "saddle n0.1 σ≤10": "task:benchmarks/tasks/atrial-separation-paper.yaml,parsing:l-coarse/low,w:1,loss:saddle,normalize:0.1,window:0.05/10",
+    "saddle n0.1 rec1": "task:benchmarks/tasks/atrial-separation-paper.yaml,parsing:l-coarse/low,w:1,loss:saddle,normalize:0.1,recurrence:1",
+    "saddle n0.2 rec1": "task:benchmarks/tasks/atrial-separation-paper.yaml,parsing:l-coarse/low,w:1,loss:saddle,normalize:0.2,recurrence:1",
+    "vol3e3 n0.3": "task:benchmarks/tasks/atrial-separation-saddle-volumes.yaml,geo:3000,normalize:0.3",
     "packaged": "",
 }
-DEFAULT = "unguided,old w100,packaged"
+DEFAULT = "unguided,old w100,saddle n0.2,vol3e3 n0.3,packaged"
 
 
-def parse_variant(text: str, steps: int) -> tuple[str, GuidanceConfig]:
-    """'key:value,…' -> (task name, GuidanceConfig) with unspecified options left to the task (``for_task``)."""
+def parse_variant(text: str, steps: int) -> tuple[str, GuidanceConfig, float | None, float | None]:
+    """'key:value,…' -> (task name, GuidanceConfig with unspecified options left to the task (``for_task``),
+    λ_geo override or None, topological temperature τ override or None)."""
     kv = dict(p.split(":", 1) for p in text.split(",") if p)
+    geo = float(kv.pop("geo")) if "geo" in kv else None
+    tau = float(kv.pop("tau")) if "tau" in kv else None
     parsing, _, res = kv.pop("parsing", "l-coarse/low").partition("/")
     lo, _, hi = kv.pop("window", "").partition("/")
     cfg = GuidanceConfig(parsing=parsing, resolution=res or None, steps=steps,
@@ -65,7 +70,7 @@ def parse_variant(text: str, steps: int) -> tuple[str, GuidanceConfig]:
     task = kv.pop("task", TASK)
     if kv:
         raise SystemExit(f"unknown variant keys: {', '.join(kv)}")
-    return task, cfg.check()
+    return task, cfg.check(), geo, tau
 
 
 def bootstrap_ci(hits: np.ndarray, n_boot: int = 10000, seed: int = 0) -> tuple[float, float]:
@@ -76,8 +81,12 @@ def bootstrap_ci(hits: np.ndarray, n_boot: int = 10000, seed: int = 0) -> tuple[
 
 
 def run_variant(bundle, name: str, text: str, args, refs, held_out, target_refs) -> tuple[dict, list[np.ndarray]]:
-    task_name, cfg = parse_variant(text, args.steps)
+    task_name, cfg, geo, tau = parse_variant(text, args.steps)
     spec = load_task(task_name)
+    if tau is not None:
+        spec = spec.model_copy(update={"temperature": tau})
+    if geo is not None:
+        spec = spec.model_copy(update={"weights": spec.weights.model_copy(update={"geometry": geo})})
     cfg = cfg.for_task(spec)
     tasks = resolve_per_reference(spec, refs if any(d.targets.is_relative for d in spec.domains) else [], bundle.labels, bundle.shape, bundle.affine)
     t0 = time.perf_counter()
@@ -87,7 +96,7 @@ def run_variant(bundle, name: str, text: str, args, refs, held_out, target_refs)
         for j in range(0, len(idx), args.batch):
             for r in guided_batch(bundle, tasks[k], idx[j:j + args.batch], args.seed, cfg, record_unguided=False):
                 labels[r.index] = r.labels
-                betti[r.index] = task_errors(tasks[k], r.labels)["atria"]["betti"]
+                betti[r.index] = task_errors(tasks[k], r.labels)["atria"]["betti"]  # on the label map itself
                 seconds.append(r.seconds)
     wall = time.perf_counter() - t0
     values = sorted({bundle.labels[n] for n in ("heart_atrium_left", "heart_atrium_right")})
@@ -138,7 +147,7 @@ def main(argv=None) -> int:
         args.model = pretrained_path("heart32")
     bundle = load_model(args.model)
     held_out = references(bundle.shape[0], max(args.n, args.refs), args.ref_seed, args.out)
-    tag, keep = TARGET_SETS[TASK]
+    tag, keep = TARGET_SETS["atrial-separation"]
     target_refs = references(bundle.shape[0], args.n, args.ref_seed + 1, args.out, keep=keep, tag=tag)
     items = [v for part in args.variants.split(";") for v in ([part] if "=" in part else part.split(","))]
     rows, figure = [], {}

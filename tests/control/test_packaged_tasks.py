@@ -13,7 +13,7 @@ TASKS = {
     "right-ventricle": "heart", "mitral-valve": "heart", "aortic-trunk": "heart", "myocardium-wall": "heart",
     "atrial-separation": "heart", "branch-connectivity": "aorta", "vertebrae-connectivity": "spine", "calcium-count": "coronary",
 }
-DOMAINS = {"right-ventricle": 1, "mitral-valve": 2, "aortic-trunk": 5, "myocardium-wall": 4, "atrial-separation": 1}
+DOMAINS = {"right-ventricle": 1, "mitral-valve": 2, "aortic-trunk": 5, "myocardium-wall": 4, "atrial-separation": 3}  # atria (B0 = 2) + each atrium's volume
 
 
 def heart_case(seed: int):
@@ -25,8 +25,9 @@ def test_the_eight_tasks_are_packaged_and_named_like_their_files():
     for name in TASKS:
         spec = load_task(name)
         assert spec.name == name and spec.description
-        geometric = any(d.targets.betti is None for d in spec.domains)
-        assert (spec.weights.topology == 0.0) == geometric and (spec.weights.geometry == 0.0) != geometric
+        topological = any(d.targets.betti is not None for d in spec.domains)
+        geometric = any(t is not None for d in spec.domains for t in (d.targets.mass, d.targets.centroid, d.targets.covariance))
+        assert (spec.weights.topology > 0.0) == topological and (spec.weights.geometry > 0.0) == geometric
 
 
 def expected_betti(system: str, flags: dict) -> tuple[int, int]:
