@@ -53,18 +53,22 @@ def sample_grid(path: Path, rows: dict[str, tuple[torch.Tensor, torch.Tensor | N
 
 
 def attention_figure(path: Path, image: torch.Tensor, maps: list[tuple[torch.Tensor, tuple[int, ...]]], class_names: Sequence[str], title: str = "") -> Path:
-    """For one image: per cross-attention layer (rows), the attention mass on each class's registers (columns)."""
+    """For one image ((1, 1, *S) or (1, *S)): per cross-attention layer (rows), the attention mass on each
+    class's registers (columns)."""
     plt = _plt()
     C = len(class_names)
+    pic = image
+    while pic.ndim > len(maps[0][1]):
+        pic = pic[0]
     fig, axes = plt.subplots(len(maps), C + 1, figsize=(1.3 * (C + 1), 1.4 * len(maps)), squeeze=False)
     for r, (att, shape) in enumerate(maps):
-        axes[r, 0].imshow(_mid(image[0].numpy()).T, origin="lower", cmap="gray", vmin=-1, vmax=1)
+        axes[r, 0].imshow(_mid(pic.numpy()).T, origin="lower", cmap="gray", vmin=-1, vmax=1)
         axes[r, 0].set_title(f"{'×'.join(map(str, shape))}", fontsize=7)
         for c in range(C):
             a = att[0, ..., c].numpy()
             axes[r, c + 1].imshow(_mid(a).T, origin="lower", cmap="magma", vmin=0, vmax=1)
             if r == 0:
-                axes[r, c + 1].set_title(class_names[c][:14], fontsize=6)
+                axes[r, c + 1].set_title(class_names[c].removeprefix("heart_")[:16], fontsize=6)
     for ax in axes.ravel():
         ax.axis("off")
     if title:
