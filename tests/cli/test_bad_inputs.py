@@ -99,6 +99,11 @@ AE = ["train", "autoencoder", "--data", "{data}", "--out", "{out}", "--overwrite
 DF = ["train", "diffusion", "--autoencoder", "{ae}", "--out", "{out}", "--overwrite", "--steps", "1"]
 PH = ["phantoms", "--system", "heart", "--n", "1", "--size", "32", "--out", "{out}", "--overwrite"]
 ME = ["measure", "{seg}/labelsTr/case.nii.gz", "--task", "{task}"]
+RD = ["registers", "data", "--out", "{out}", "--overwrite"]
+RA = ["registers", "autoencoder", "--data", "{root}/nothing", "--out", "{out}", "--overwrite"]
+RT = ["registers", "train", "--data", "{root}/nothing", "--autoencoder", "none", "--out", "{out}", "--overwrite"]
+RS = ["registers", "sample", "--model", "{root}/nothing", "--out", "{out}", "--overwrite"]
+RE = ["registers", "evaluate", "--model", "a={root}/nothing", "--out", "{out}", "--overwrite"]
 
 CASES: list[tuple[str, list[str], str]] = [
     # --- usage errors: typer's own, as one line
@@ -244,6 +249,47 @@ CASES: list[tuple[str, list[str], str]] = [
     ("measure reference random", [*ME, "--reference", "{root}/random.nii.gz"], "gzip"),
     # --- models
     ("models extra argument", ["models", "heart32"], "unexpected extra argument"),
+    # --- registers (the image LDM family)
+    ("reg data source", [*RD, "--source", "xray"], "--source"),
+    ("reg data seed neg", [*RD, "--seed", "-1"], "--seed"),
+    ("reg data phantoms missing", [*RD, "--source", "phantoms"], "--phantoms"),
+    ("reg data out is file", ["registers", "data", "--out", "{file}"], "not a folder"),
+    ("reg ae steps 0", [*RA, "--steps", "0"], "--steps"),
+    ("reg ae batch 0", [*RA, "--batch-size", "0"], "--batch-size"),
+    ("reg ae n-aug 0", [*RA, "--n-aug", "0"], "--n-aug"),
+    ("reg ae latent channels 0", [*RA, "--latent-channels", "0"], "--latent-channels"),
+    ("reg ae seed neg", [*RA, "--seed", "-1"], "--seed"),
+    ("reg ae threads 0", [*RA, "--threads", "0"], "--threads"),
+    ("reg ae data missing", RA, "no such"),
+    ("reg train lambda nan", [*RT, "--lambda", "nan"], "--lambda"),
+    ("reg train lambda neg", [*RT, "--lambda", "-1"], "--lambda"),
+    ("reg train ema nan", [*RT, "--ema", "nan"], "--ema"),
+    ("reg train ema 1", [*RT, "--ema", "1"], "--ema"),
+    ("reg train lr nan", [*RT, "--lr", "nan"], "--lr"),
+    ("reg train lr 0", [*RT, "--lr", "0"], "--lr"),
+    ("reg train start nan", [*RT, "--start", "nan"], "--start"),
+    ("reg train end inf", [*RT, "--end", "inf"], "--end"),
+    ("reg train ground weight inf", [*RT, "--ground-weight", "inf"], "--ground-weight"),
+    ("reg train anat sigma 0", [*RT, "--anat-sigma-max", "0"], "--anat-sigma-max"),
+    ("reg train per class 0", [*RT, "--registers-per-class", "0"], "--registers-per-class"),
+    ("reg train register dim 0", [*RT, "--register-dim", "0"], "--register-dim"),
+    ("reg train n-aug 0", [*RT, "--n-aug", "0"], "--n-aug"),
+    ("reg train steps 0", [*RT, "--steps", "0"], "--steps"),
+    ("reg train batch 0", [*RT, "--batch-size", "0"], "--batch-size"),
+    ("reg train seed neg", [*RT, "--seed", "-1"], "--seed"),
+    ("reg train spatial dims", [*RT, "--spatial-dims", "4"], "--spatial-dims"),
+    ("reg train axis", [*RT, "--axis", "5"], "--axis"),
+    ("reg sample n 0", [*RS, "--n", "0"], "--n"),
+    ("reg sample steps 0", [*RS, "--steps", "0"], "--steps"),
+    ("reg sample batch 0", [*RS, "--batch-size", "0"], "--batch-size"),
+    ("reg sample seed neg", [*RS, "--seed", "-1"], "--seed"),
+    ("reg sample model missing", RS, "no such run folder"),
+    ("reg edit n 0", ["registers", "edit", "--model", "{root}/nothing", "--edit", "zero:csf", "--out", "{out}", "--overwrite", "--n", "0"], "--n"),
+    ("reg edit model missing", ["registers", "edit", "--model", "{root}/nothing", "--edit", "zero:csf", "--out", "{out}", "--overwrite"], "no such run folder"),
+    ("reg evaluate n 0", [*RE, "--n", "0"], "--n"),
+    ("reg evaluate n-real 0", [*RE, "--n-real", "0"], "--n-real"),
+    ("reg evaluate n-boot 0", [*RE, "--n-boot", "0"], "--n-boot"),
+    ("reg evaluate model missing", RE, "no such run folder"),
 ]
 # every bad task file, through `sample --task` (validated before the model runs) and through `measure --task`
 CASES += [(f"task {name} (sample)", [*S, "--task", f"{{tasks}}/{name}.yaml", "--guidance-scale", "1"], "") for name in TASKS]

@@ -45,7 +45,7 @@ def test_cli_end_to_end(tmp_path, run):
     code, out, err = run("registers", "data", "--source", "phantoms", "--phantoms", ph, "--out", d, "--seed", 1)
     assert code == 0, err
     assert len(list((d / "imagesTr").iterdir())) == 5
-    net = ["--data", d, "--autoencoder", "none", "--size", 32, "--steps", 2, "--batch", 4, "--n-aug", 8, "--channels", "8,16",
+    net = ["--data", d, "--autoencoder", "none", "--size", 32, "--steps", 2, "--batch-size", 4, "--n-aug", 8, "--channels", "8,16",
            "--attention", "0,1", "--head-channels", 8, "--registers-per-class", 2, "--register-dim", 8, "--seed", 0]
     assert run("registers", "train", *net, "--out", reg)[0] == 0
     assert run("registers", "train", *net, "--out", base, "--baseline")[0] == 0

@@ -93,3 +93,14 @@ def test_dose_response_pairs_every_condition_with_the_trained_bank():
     assert list(res["conditions"]) == ["scale 1", "scale 0", "scale 3", "drop"]
     assert res["conditions"]["scale 1"]["head"]["change"]["value"] == 0.0  # itself, from the same noise
     assert set(res["_previews"]) == set(res["conditions"]) and res["_previews"]["drop"].shape == (3, 1, 16, 16)
+
+
+def test_edit_factors_must_be_finite():
+    import pytest
+
+    from anatomica.errors import AnatomicaError
+    from anatomica.registers.edit import parse_edit
+
+    for text in ("scale:a:nan", "scale:a:inf", "interp:a:b:nan"):
+        with pytest.raises(AnatomicaError, match="not a finite number"):
+            parse_edit(text, {"a": 1, "b": 2})

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from anatomica.cli.options import check_seed, int_list, set_threads
+from anatomica.cli.options import check_count, check_number, check_seed, int_list, set_threads, threads_option
 from anatomica.errors import AnatomicaError
 from anatomica.io.output import check_output_dir, staged_output
 
@@ -138,10 +138,10 @@ def autoencoder_cmd(
     channels: str = typer.Option("8,16,32", "--channels", help="Encoder channels per level; each level after the first halves the size."),
     latent_channels: int = typer.Option(3, "--latent-channels", help="Latent channels."),
     steps: int = typer.Option(1000, "--steps", help="Optimizer steps."),
-    batch: int = typer.Option(16, "--batch", help="Batch size."),
+    batch: int = typer.Option(16, "--batch-size", help="Batch size."),
     n_aug: int = typer.Option(2048, "--n-aug", help="Augmented training pairs drawn once from the training slices."),
     seed: int = typer.Option(0, "--seed", help="Seed of augmentation, initialization and batches."),
-    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
+    threads: int | None = threads_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
 ) -> None:
     """Train the image autoencoder (MONAI AutoencoderKL, L1 + small KL) of the latent diffusion.
@@ -153,6 +153,8 @@ def autoencoder_cmd(
 
     set_threads(threads)
     check_seed(seed)
+    for value, what in ((size, "--size"), (latent_channels, "--latent-channels"), (steps, "--steps"), (batch, "--batch-size"), (n_aug, "--n-aug")):
+        check_count(value, what)
     check_output_dir(out, overwrite)
     spec = _data_options(data, size, spatial_dims, axis)
     train, test = prepare(spec)
@@ -194,12 +196,12 @@ def train_cmd(
     ground_weight: float = typer.Option(1.0, "--ground-weight", help="γ, weight of the grounding term relative to the seg loss."),
     anat_sigma_max: float = typer.Option(1.0, "--anat-sigma-max", help="Anatomical terms only for training σ at or below this."),
     steps: int = typer.Option(1000, "--steps", help="Optimizer steps."),
-    batch: int = typer.Option(32, "--batch", help="Batch size."),
+    batch: int = typer.Option(32, "--batch-size", help="Batch size."),
     lr: float = typer.Option(3e-4, "--lr", help="Adam learning rate."),
     ema: float = typer.Option(0.995, "--ema", help="Decay of the weight EMA used for sampling (warmed up over the first steps)."),
     n_aug: int = typer.Option(2048, "--n-aug", help="Augmented training pairs drawn once from the training slices."),
     seed: int = typer.Option(0, "--seed", help="Seed of augmentation, initialization, σ, noise and batches."),
-    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
+    threads: int | None = threads_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
 ) -> None:
     """Train the register-bank LDM (or, with --baseline, the same LDM without registers) with EDM.
@@ -216,6 +218,17 @@ def train_cmd(
     from anatomica.registers.train import RegisterLDMConfig, parameter_counts, save_register_ldm, train_register_ldm, widened_unet
 
     set_threads(threads)
+    check_seed(seed)
+    for value, what in ((size, "--size"), (head_channels, "--head-channels"), (per_class, "--registers-per-class"), (register_dim, "--register-dim"),
+                        (steps, "--steps"), (batch, "--batch-size"), (n_aug, "--n-aug"), (warm, "--warm-steps")):
+        check_count(value, what)
+    check_number(lam, "--lambda", 0.0)
+    check_number(start, "--start", 0.0)
+    check_number(end, "--end", 0.0)
+    check_number(ground_weight, "--ground-weight", 0.0)
+    check_number(anat_sigma_max, "--anat-sigma-max", 0.0, low_open=True)
+    check_number(lr, "--lr", 0.0, 10.0, low_open=True)
+    check_number(ema, "--ema", 0.0, 1.0, high_open=True)
     spec = _data_options(data, size, spatial_dims, axis)
     if autoencoder.lower() == "none":
         codec, ae_path, sigma_data = Codec(None), None, 0.5
@@ -257,8 +270,8 @@ def sample_cmd(
     n: int = typer.Option(16, "--n", help="Number of images."),
     steps: int = typer.Option(20, "--steps", help="Heun steps (2 network calls each, 1 on the last)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial noise: same seed, same images."),
-    batch: int = typer.Option(64, "--batch", help="Images per network call (does not change results)."),
-    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
+    batch: int = typer.Option(64, "--batch-size", help="Images per network call (does not change results)."),
+    threads: int | None = threads_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
 ) -> None:
     """Generate images without any mask input; a register model with a trained head also returns its predicted mask (read at low noise), giving paired synthetic data. A model without one (no registers, or λ = 0) writes images only.
@@ -270,6 +283,9 @@ def sample_cmd(
 
     set_threads(threads)
     check_seed(seed)
+    check_count(n, "--n")
+    check_count(steps, "--steps")
+    check_count(batch, "--batch-size")
     m = load_register_ldm(model)
     check_output_dir(out, overwrite)
     res = sample_images(m, n, steps, seed, batch)
@@ -293,7 +309,7 @@ def edit_cmd(
     n: int = typer.Option(32, "--n", help="Images sampled with the original and with the edited bank (same noise)."),
     steps: int = typer.Option(20, "--steps", help="Heun steps."),
     seed: int = typer.Option(0, "--seed", help="Seed of the shared initial noise."),
-    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
+    threads: int | None = threads_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
 ) -> None:
     """Edit one class's registers and measure the effect: mean area share of every class (by the model's head, and by --segmenter if given) before and after, from identical noise.
@@ -306,6 +322,8 @@ def edit_cmd(
 
     set_threads(threads)
     check_seed(seed)
+    check_count(n, "--n")
+    check_count(steps, "--steps")
     m = load_register_ldm(model)
     if not m.has_registers:
         raise AnatomicaError(f"{model}: is a baseline without registers; nothing to edit")
@@ -364,7 +382,7 @@ def evaluate_cmd(
     tstr_steps: int = typer.Option(150, "--tstr-steps", help="Training steps of each train-on-synthetic segmenter."),
     n_real: int = typer.Option(1024, "--n-real", help="Augmented real pairs the judge is trained on."),
     n_boot: int = typer.Option(500, "--n-boot", help="Bootstrap resamples for the 95 % intervals."),
-    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
+    threads: int | None = threads_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
 ) -> None:
     """Compare any set of runs (arms × training seeds) on anatomical accuracy — FMD, Betti numbers and train-on-synthetic Dice of an independent judge's masks; for models with a trained head, consistency and own-mask metrics — and FID on the judge's encoder features. Every metric has a bootstrap 95 % interval, a real-vs-real floor, mean ± sd over seeds and seed-paired differences; plus a nearest-neighbour memorisation check.
@@ -379,6 +397,12 @@ def evaluate_cmd(
 
     set_threads(threads)
     check_seed(seed)
+    check_count(n, "--n")
+    check_count(steps, "--steps")
+    check_count(seg_steps, "--seg-steps")
+    check_count(tstr_steps, "--tstr-steps")
+    check_count(n_real, "--n-real")
+    check_count(n_boot, "--n-boot")
     arms = _arm_runs([*model, *(f"baseline={b}" for b in baseline)])
     loaded = {arm: [load_register_ldm(r) for r in runs] for arm, runs in arms.items()}
     first = next(iter(loaded.values()))[0]

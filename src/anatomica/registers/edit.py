@@ -10,6 +10,8 @@ registers carry. Class index c = label value (0 = background).
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -86,9 +88,12 @@ def parse_edit(spec: str, labels: dict[str, int]) -> EditSpec:
 
     def num(text: str) -> float:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise AnatomicaError(f"edit {spec!r}: {text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise AnatomicaError(f"edit {spec!r}: {text!r} is not a finite number")
+        return value
 
     if op == "scale" and len(parts) == 3:
         return EditSpec(op, class_index(parts[1], labels), num(parts[2]))
