@@ -35,14 +35,14 @@ from anatomica.guided.resolution import PRESETS
 
 DEFAULT_SCALE = 1e4
 DEFAULT_SIGMA_MIN = 0.05
-DEFAULT_SIGMA_MAX = float("inf")
+DEFAULT_SIGMA_MAX = float("inf")  # guide from the first step: topology needs the coarse stages
 PRECISIONS = ("fp32", "bf16")
 
 
 def autocast(precision: str, device: torch.device | str = "cpu"):
     """The networks' precision: fp32 as is, or bf16 autocast (CPU and GPU); the sampler's state stays fp32."""
     device_type = torch.device(device).type
-    return torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=precision == "bf16")  # guide from the first step: topology needs the coarse stages
+    return torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class GuidanceConfig:
     parsing: str = "l-local"
     resolution: str | None = None  # L-parsing preset, default 'low'; None for V-parsing
     scale: float | None = None  # w; None = the task's ``guidance.scale``, else DEFAULT_SCALE (see ``for_task``)
-    fast: bool = False  # ∇ w.r.t. ẑ0 only (no denoiser Jacobian)
+    fast: bool = False  # ∇ w.r.t. ẑ0, times c_skip(σ) for the denoiser Jacobian (no backward through the denoiser)
     sigma_min: float = DEFAULT_SIGMA_MIN
     sigma_max: float = DEFAULT_SIGMA_MAX
     steps: int = 20
