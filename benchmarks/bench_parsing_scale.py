@@ -1,5 +1,7 @@
 """Where the time of one guided call goes as the volume grows: V-parsing against L-parsing at 32³ … 96³.
 
+(The issue-11 benchmark with the denoiser floor, 128³ and both allocator settings is bench_partial_decoding.py.)
+
 The packaged heart model is 32³ (latent 4×8³), where the conv decoder is cheap and the denoiser's own forward
 and backward pass bound how much L-parsing can save. This benchmark builds the *same architectures* (the
 packaged autoencoder and UNet configs) for larger label maps, latent = size / 4, with random weights (timing
@@ -48,14 +50,14 @@ def random_bundle(size: int, seed: int = 0) -> tuple[ModelBundle, object]:
 
 
 def field_grid_seconds(bundle: ModelBundle, batch: int, repeats: int) -> float:
-    """Seconds per sample of the neural field's feature grid (conv net over the whole latent), forward + backward:
-    the part of L-parsing that grows with the volume whatever the domain."""
+    """Seconds per sample of the neural field's local cell features over the *whole* latent, forward + backward
+    (an L-local query convolves only its crop of it: benchmarks/bench_partial_decoding.py)."""
     times = []
     for _ in range(repeats):
         z = bundle.initial_noise(batch, 0).div(40.0).requires_grad_(True)
         t0 = time.perf_counter()
-        feats = bundle.autoencoder.field.features(z)
-        torch.autograd.grad(feats.sum(), z)
+        feats = [f for f in bundle.autoencoder.field.features(z) if f is not None]
+        torch.autograd.grad(sum(f.sum() for f in feats), z)
         times.append(time.perf_counter() - t0)
     return float(np.median(times)) / batch
 

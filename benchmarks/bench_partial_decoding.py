@@ -49,8 +49,6 @@ def random_bundle(size: int, seed: int = 0, field: dict | None = None):
 
     config = json.loads((pretrained_path("heart32") / "config.json").read_text())
     ae_model = dict(config["autoencoder"]["config"]["model"])
-    if ae_model.get("field", {}).get("design") == "grid":  # the old packaged field: time the bounded one instead
-        ae_model["field"] = {"features": ae_model["field"].get("features", 32)}
     if field:
         ae_model["field"] = {**ae_model.get("field", {}), **field}
     torch.manual_seed(seed)

@@ -48,7 +48,7 @@ class AutoencoderConfig:
         return 2 ** (len(self.channels) - 1)
 
     def field_config(self) -> FieldConfig:
-        return FieldConfig(**{**{k: v for k, v in self.field.items() if k != "design"}, "latent_channels": self.latent_channels, "out_channels": self.num_classes,
+        return FieldConfig(**{**self.field, "latent_channels": self.latent_channels, "out_channels": self.num_classes,
                               "downsampling": self.downsampling})
 
 
@@ -70,17 +70,7 @@ class Autoencoder(nn.Module):
             with_encoder_nonlocal_attn=False,
             with_decoder_nonlocal_attn=False,
         )
-        if self.field_design == "grid":  # TEMPORARY: the old packaged heart32 until it is re-shipped (issue 11)
-            from anatomica.nn._legacy_field import GridFieldConfig, GridFieldDecoder
-
-            extra = {k: v for k, v in self.config.field.items() if k != "design"}
-            self.field = GridFieldDecoder(GridFieldConfig(**extra, latent_channels=config.latent_channels, out_channels=config.num_classes))
-        else:
-            self.field = FieldDecoder(config.field_config())
-
-    @property
-    def field_design(self) -> str:
-        return self.config.field.get("design", "local")
+        self.field = FieldDecoder(config.field_config())
 
     def latent_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         f = self.config.downsampling
