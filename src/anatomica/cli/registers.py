@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from anatomica.registers.figures import save_mosaic
 from anatomica.cli.options import check_count, check_number, check_seed, int_list, set_threads, threads_option
 from anatomica.errors import AnatomicaError
 from anatomica.io.output import check_output_dir, staged_output
@@ -30,36 +31,6 @@ registers_app = typer.Typer(
 
 def _ints(text: str, what: str, minimum: int = 0) -> list[int]:
     return list(int_list(text, what, minimum))
-
-
-def save_mosaic(path: Path, images: torch.Tensor, masks: torch.Tensor | None, n: int = 8, title: str = "") -> Path:
-    """PNG: generated images (top row) and their masks (bottom row); 3D volumes show their middle slice."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = min(n, len(images))
-    rows = 2 if masks is not None else 1
-    fig, axes = plt.subplots(rows, n, figsize=(1.6 * n, 1.7 * rows), squeeze=False)
-    for i in range(n):
-        img = images[i, 0].numpy()
-        msk = masks[i].numpy() if masks is not None else None
-        if img.ndim == 3:
-            img = img[..., img.shape[-1] // 2]
-            msk = msk[..., msk.shape[-1] // 2] if msk is not None else None
-        axes[0, i].imshow(img.T, origin="lower", cmap="gray", vmin=-1, vmax=1)
-        if msk is not None:
-            axes[1, i].imshow(msk.T, origin="lower", cmap="viridis", vmin=0, vmax=max(int(masks.max()), 1), interpolation="nearest")
-    for ax in axes.ravel():
-        ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def _write_generated(out: Path, images: torch.Tensor, masks: torch.Tensor | None, labels: dict[str, int], name: str) -> None:

@@ -31,6 +31,38 @@ def _overlay(ax, image: np.ndarray, mask: np.ndarray | None, n_classes: int) -> 
     ax.axis("off")
 
 
+def _save(plt, fig, path: Path, title: str = "") -> Path:
+    """Title, tight layout, PNG at 110 dpi, figure closed."""
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def save_mosaic(path: Path, images: torch.Tensor, masks: torch.Tensor | None, n: int = 8, title: str = "") -> Path:
+    """PNG: generated images (top row) and their masks (bottom row); 3D volumes show their middle slice."""
+    plt = _plt()
+
+    n = min(n, len(images))
+    rows = 2 if masks is not None else 1
+    fig, axes = plt.subplots(rows, n, figsize=(1.6 * n, 1.7 * rows), squeeze=False)
+    for i in range(n):
+        img = images[i, 0].numpy()
+        msk = masks[i].numpy() if masks is not None else None
+        if img.ndim == 3:
+            img = img[..., img.shape[-1] // 2]
+            msk = msk[..., msk.shape[-1] // 2] if msk is not None else None
+        axes[0, i].imshow(img.T, origin="lower", cmap="gray", vmin=-1, vmax=1)
+        if msk is not None:
+            axes[1, i].imshow(msk.T, origin="lower", cmap="viridis", vmin=0, vmax=max(int(masks.max()), 1), interpolation="nearest")
+    for ax in axes.ravel():
+        ax.axis("off")
+    return _save(plt, fig, path, title)
+
+
 def sample_grid(path: Path, rows: dict[str, tuple[torch.Tensor, torch.Tensor | None]], n_classes: int, k: int = 8, title: str = "") -> Path:
     """One row per named set: images with a mask overlay (each row's own choice of mask)."""
     plt = _plt()
@@ -43,13 +75,7 @@ def sample_grid(path: Path, rows: dict[str, tuple[torch.Tensor, torch.Tensor | N
             else:
                 ax.axis("off")
         axes[r, 0].set_title(name, fontsize=7, loc="left")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, title)
 
 
 def attention_figure(path: Path, image: torch.Tensor, maps: list[tuple[torch.Tensor, tuple[int, ...]]], class_names: Sequence[str], title: str = "") -> Path:
@@ -71,12 +97,7 @@ def attention_figure(path: Path, image: torch.Tensor, maps: list[tuple[torch.Ten
                 axes[r, c + 1].set_title(class_names[c].removeprefix("heart_")[:16], fontsize=6)
     for ax in axes.ravel():
         ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, title)
 
 
 def edit_figure(path: Path, previews: dict[str, torch.Tensor], title: str = "") -> Path:
@@ -90,12 +111,7 @@ def edit_figure(path: Path, previews: dict[str, torch.Tensor], title: str = "") 
             axes[r, c].imshow(_mid(previews[name][r, 0].numpy()).T, origin="lower", cmap="gray", vmin=-1, vmax=1)
             axes[r, c].axis("off")
         axes[0, c].set_title(name, fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, title)
 
 
 def dose_figure(path: Path, curves: dict[str, dict[float, tuple[float, float, float]]], ylabel: str, title: str = "") -> Path:
