@@ -33,11 +33,11 @@ import numpy as np
 import torch
 
 from anatomica.control.spec import load_task
-from anatomica.io.nifti import LabelMap, save_label_map
 from anatomica.data.phantoms import heart
-from anatomica.guided.parsers import make_parsing
 from anatomica.guided.figures import write_domain_mosaic
+from anatomica.guided.parsers import make_parsing
 from anatomica.guided.run import GuidanceConfig, guided_batch, prior_latents, resolve_per_reference
+from anatomica.io.nifti import LabelMap, save_label_map
 from anatomica.metrics.fmd import feature_matrix, feature_names, fmd_from_features, standardize
 from anatomica.metrics.geometry import betti_accuracy, task_errors
 from anatomica.metrics.nna import one_nna_label_maps

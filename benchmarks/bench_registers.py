@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from anatomica.data.phantoms import generate_dataset, get_system
+from anatomica.nn.unet import UNetConfig
 from anatomica.registers.data import DataSpec, augment, phantom_volumes, prepare, write_pairs
 from anatomica.registers.edit import class_index, dose_response
 from anatomica.registers.evaluate import (
@@ -62,7 +63,6 @@ from anatomica.registers.train import (
     train_register_ldm,
     widened_unet,
 )
-from anatomica.nn.unet import UNetConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 ARM_TITLES = {

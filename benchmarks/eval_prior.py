@@ -7,15 +7,20 @@ neighbour. Used for docs/pretrained.md:
 
 (TEST: ``anatomica phantoms --system heart --n 100 --size 32 --seed 1 --out TEST``; the first N are compared.)
 """
-import argparse, json, time
+import argparse
+import json
+import time
 from pathlib import Path
-import numpy as np, torch
+
+import numpy as np
+import torch
+
 torch.set_num_threads(1)
-from anatomica.model import load_model
-from anatomica.guided.run import prior_latents, decode_labels
 from anatomica.data.datasets import load_label_dataset
-from anatomica.metrics.nna import surface_points, distance_matrix, one_nna_from_distances
+from anatomica.guided.run import decode_labels, prior_latents
 from anatomica.metrics.fmd import fmd
+from anatomica.metrics.nna import distance_matrix, one_nna_from_distances, surface_points
+from anatomica.model import load_model
 
 ap = argparse.ArgumentParser()
 ap.add_argument("run"); ap.add_argument("test"); ap.add_argument("n", type=int); ap.add_argument("steps", type=int); ap.add_argument("out")

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from anatomica.io.nifti import LabelMap, save_label_map
 from anatomica.io.dataset import write_dataset_json
+from anatomica.io.nifti import LabelMap, save_label_map
 from anatomica.nn.autoencoder import AutoencoderConfig
 from anatomica.nn.unet import UNetConfig
+
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -74,9 +75,9 @@ def write_cases(folder: Path, n: int, seed: int) -> Path:
 def tiny_model(tmp_path_factory) -> dict:
     """{'ldm': run folder, 'data': training set, 'references': held-out folder (seed the training set did not use),
     'geometric'/'topological': task YAML files}."""
-    from anatomica.training.fit import train_autoencoder, train_diffusion
     from anatomica.training.autoencoder import AutoencoderTrainConfig
     from anatomica.training.diffusion import DiffusionTrainConfig
+    from anatomica.training.fit import train_autoencoder, train_diffusion
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("guided")

@@ -4,8 +4,15 @@ import numpy as np
 import torch
 from helpers import oblique_affine
 
-from anatomica.coords import (grid_points, normalized_scale_mm, normalized_to_voxel, normalized_to_world, sample_points,
-                              voxel_to_normalized, world_to_normalized)
+from anatomica.coords import (
+    grid_points,
+    normalized_scale_mm,
+    normalized_to_voxel,
+    normalized_to_world,
+    sample_points,
+    voxel_to_normalized,
+    world_to_normalized,
+)
 
 SHAPE = (7, 10, 4)
 

@@ -8,9 +8,8 @@ persistence intervals alive at that level.
 
 from __future__ import annotations
 
-import numpy as np
-
 import cripser
+import numpy as np
 
 MAX_DIM = 2
 

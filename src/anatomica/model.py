@@ -20,11 +20,12 @@ import torch
 from torch import Tensor
 
 from anatomica.diffusion.edm import EDMPrecond, karras_sigmas
-from anatomica.errors import AnatomicaError
-from anatomica.nn.autoencoder import Autoencoder, AutoencoderConfig
-from anatomica.io.checkpoint import load_module_state, load_tensors, load_weights
-from anatomica.nn.unet import DenoiserUNet, UNetConfig
 from anatomica.diffusion.noise import sample_noise
+from anatomica.errors import AnatomicaError
+from anatomica.io.checkpoint import load_module_state, load_tensors, load_weights
+from anatomica.nn.autoencoder import Autoencoder, AutoencoderConfig
+from anatomica.nn.unet import DenoiserUNet, UNetConfig
+
 
 def _config_error(folder: Path, e: Exception) -> AnatomicaError:
     return AnatomicaError(f"{folder}/config.json: invalid model configuration ({str(e).splitlines()[0] if str(e) else type(e).__name__})")

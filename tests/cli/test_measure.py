@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from helpers import ball, oblique_affine, run_cli, solid_torus
 
-from anatomica.io.nifti import LabelMap, save_label_map
 from anatomica.io.files import write_json
+from anatomica.io.nifti import LabelMap, save_label_map
 from anatomica.metrics.label_stats import label_statistics
 
 SHAPE = (20, 23, 26)

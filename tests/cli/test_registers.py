@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import anatomica.cli.app as cli
-from anatomica.io.nifti import LabelMap, save_label_map
 from anatomica.io.dataset import write_dataset_json
+from anatomica.io.nifti import LabelMap, save_label_map
 
 LABELS = {"heart_myocardium": 1, "aorta": 2}
 

@@ -3,9 +3,9 @@ import json
 import numpy as np
 from helpers import ball, oblique_affine, run_cli
 
-from anatomica.io.nifti import LabelMap, save_label_map
-from anatomica.io.dataset import write_dataset_json
 from anatomica.data.phantoms import generate_dataset
+from anatomica.io.dataset import write_dataset_json
+from anatomica.io.nifti import LabelMap, save_label_map
 
 
 def make_dataset(root, n=3):

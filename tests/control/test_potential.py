@@ -133,9 +133,9 @@ def _reference(shift: int) -> np.ndarray:
 
 
 def test_stacked_tasks_score_each_sample_with_its_own_domains_and_targets():
+    from anatomica.control.potential import stack_tasks
     from anatomica.control.resolution import resolve_task
     from anatomica.control.schema import parse_task
-    from anatomica.control.potential import stack_tasks
     from anatomica.io.nifti import LabelMap
 
     spec = parse_task("""

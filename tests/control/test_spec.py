@@ -6,8 +6,8 @@ from helpers import ball, oblique_affine, solid_torus
 from anatomica.control.domain import ControlDomain
 from anatomica.control.spec import load_task, parse_task, resolve_task
 from anatomica.coords import normalized_to_voxel, normalized_to_world
-from anatomica.io.nifti import LabelMap
 from anatomica.errors import AnatomicaError
+from anatomica.io.nifti import LabelMap
 from anatomica.metrics.label_stats import world_moments
 
 SHAPE = (26, 30, 34)

@@ -9,8 +9,6 @@ from anatomica.control.topology import betti_from_diagram, squeeze_domain, super
 from anatomica.homology import betti_numbers
 
 
-
-
 def gudhi_superlevel(values: np.ndarray) -> list[tuple[int, float, float]]:
     """gudhi's cubical persistence of −values (top-dimensional cells = voxels), read back as superlevel pairs.
     gudhi lays the cells out in Fortran order; the diagram of a transposed array is the same, so pass ``values.T``

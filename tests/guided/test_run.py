@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from anatomica.control.spec import load_task, parse_task, resolve_task
-from anatomica.io.dataset import list_label_files
-from anatomica.io.nifti import load_label_map
 from anatomica.errors import AnatomicaError
 from anatomica.guided.run import DEFAULT_SCALE, GuidanceConfig, guided_batch, parse_sigma_window, prior_latents, schedule
+from anatomica.io.dataset import list_label_files
+from anatomica.io.nifti import load_label_map
 from anatomica.model import load_model
 
 SAMPLES = [0, 1, 2, 3]

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from anatomica.errors import AnatomicaError
-from anatomica.training.checkpoint_io import SafetensorsCheckpointIO
 from anatomica.io.checkpoint import load_module_state, load_tensors, load_tree, load_weights, save_tensors, save_tree, save_weights
+from anatomica.training.checkpoint_io import SafetensorsCheckpointIO
 
 
 def one_line(exc: pytest.ExceptionInfo) -> str:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from helpers import ball, oblique_affine, run_cli
 
-from anatomica.io.nifti import LabelMap, load_label_map, save_label_map
-from anatomica.io.dataset import list_label_files, read_label_table, write_dataset_json
 from anatomica.errors import AnatomicaError
+from anatomica.io.dataset import list_label_files, read_label_table, write_dataset_json
+from anatomica.io.nifti import LabelMap, load_label_map, save_label_map
 
 
 def test_round_trip_preserves_labels_affine_spacing(tmp_path):

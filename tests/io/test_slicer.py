@@ -9,8 +9,7 @@ from helpers import ball, oblique_affine
 from anatomica.errors import AnatomicaError
 from anatomica.io.colors import color_float, color_of
 from anatomica.io.nifti import LabelMap
-from anatomica.io.slicer import (ctbl_text, itksnap_text, parse_ctbl, parse_itksnap, read_seg_nrrd, write_seg_nrrd,
-                                 write_tables)
+from anatomica.io.slicer import ctbl_text, itksnap_text, parse_ctbl, parse_itksnap, read_seg_nrrd, write_seg_nrrd, write_tables
 
 SAMPLE = slicerio.get_testdata_file("Segmentation.seg.nrrd")
 OVERLAPPING = slicerio.get_testdata_file("SegmentationOverlapping.seg.nrrd")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from anatomica.errors import AnatomicaError
-from anatomica.metrics.fmd import feature_matrix, feature_names, fmd, fmd_from_features, standardize, morphological_features
+from anatomica.metrics.fmd import feature_matrix, feature_names, fmd, fmd_from_features, morphological_features, standardize
 from anatomica.metrics.images import dice_per_class, fid_from_features, frechet_distance
 
 

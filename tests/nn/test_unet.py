@@ -6,6 +6,7 @@ import torch
 from anatomica.diffusion.edm import EDMPrecond
 from anatomica.nn.unet import DenoiserUNet, UNetConfig
 
+
 def randomized(net):
     # MONAI zero-initializes the output convolution (a good start for training); tests need a non-trivial map
     with torch.no_grad():

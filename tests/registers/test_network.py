@@ -2,8 +2,8 @@ import pytest
 import torch
 from monai.networks.blocks import CrossAttentionBlock
 
-from anatomica.registers.network import RegisterBank, RegisterConfig, RegisterUNet, grounding_loss
 from anatomica.nn.unet import UNetConfig
+from anatomica.registers.network import RegisterBank, RegisterConfig, RegisterUNet, grounding_loss
 
 
 def tiny(spatial_dims=2, time_modulation=True):

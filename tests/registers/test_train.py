@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from anatomica.errors import AnatomicaError
-from anatomica.registers.network import RegisterConfig
 from anatomica.nn.unet import UNetConfig
 from anatomica.registers.codec import CodecConfig, load_codec, save_codec, train_codec
 from anatomica.registers.edit import zero_class
+from anatomica.registers.network import RegisterConfig
 from anatomica.registers.sample import sample_images
 from anatomica.registers.train import RegisterLDMConfig, load_register_ldm, save_register_ldm, train_register_ldm
 

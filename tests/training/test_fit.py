@@ -15,17 +15,17 @@ import torch
 from helpers import run_cli
 
 from anatomica.data.datasets import load_label_dataset
-from anatomica.io.nifti import LabelMap, save_label_map
-from anatomica.io.dataset import write_dataset_json
 from anatomica.errors import AnatomicaError
-from anatomica.nn.autoencoder import AutoencoderConfig
-from anatomica.io.checkpoint import load_tree, load_weights
-from anatomica.nn.unet import UNetConfig
 from anatomica.guided.run import prior_latents
+from anatomica.io.checkpoint import load_tree, load_weights
+from anatomica.io.dataset import write_dataset_json
+from anatomica.io.nifti import LabelMap, save_label_map
 from anatomica.model import load_model
-from anatomica.training.fit import train_autoencoder, train_diffusion
+from anatomica.nn.autoencoder import AutoencoderConfig
+from anatomica.nn.unet import UNetConfig
 from anatomica.training.autoencoder import AutoencoderTrainConfig
 from anatomica.training.diffusion import DiffusionTrainConfig
+from anatomica.training.fit import train_autoencoder, train_diffusion
 
 AFFINE = np.array([[2.0, 0, 0, -20.0], [0, 2.0, 0, 5.0], [0, 0, 2.0, 30.0], [0, 0, 0, 1]])
 AE = AutoencoderConfig(channels=(8, 8, 8), norm_num_groups=8, field={"features": 8, "hidden": 16, "upsample": 0})

@@ -14,10 +14,10 @@ from rich.table import Table
 
 from anatomica.control.measure import DomainMeasure, measure_label_map
 from anatomica.control.spec import load_task, resolve_task
-from anatomica.io.nifti import load_label_map
-from anatomica.io.dataset import read_label_table
 from anatomica.errors import AnatomicaError
+from anatomica.io.dataset import read_label_table
 from anatomica.io.files import json_text
+from anatomica.io.nifti import load_label_map
 
 
 def _floats(x) -> list | None:

@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 
 
-
 def phantoms(
     system: str = typer.Option("heart", "--system", help="Anatomical system: heart, aorta, spine or coronary."),
     n: int = typer.Option(20, "--n", help="Number of cases."),

@@ -12,10 +12,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from anatomica.registers.figures import save_mosaic
 from anatomica.cli.options import check_count, check_number, check_seed, int_list, set_threads, threads_option
 from anatomica.errors import AnatomicaError
 from anatomica.io.output import check_output_dir, staged_output
+from anatomica.registers.figures import save_mosaic
 
 registers_app = typer.Typer(
     help=(
@@ -180,12 +180,11 @@ def train_cmd(
     Loss: EDM + w(step)·(Dice+CE of the seg head + γ·grounding), w = start·λ → end·λ (see --warm-steps).
     Example: anatomica registers train --data runs/registers/mni152 --autoencoder runs/registers/ae --out runs/registers/reg --steps 1200
     """
-    from anatomica.registers.network import RegisterConfig
     from anatomica.nn.unet import UNetConfig
     from anatomica.registers.codec import Codec, load_codec
     from anatomica.registers.data import augment, prepare
+    from anatomica.registers.network import RegisterConfig, RegisterUNet, count_parameters
     from anatomica.registers.schedule import DualObjectiveSchedule
-    from anatomica.registers.network import RegisterUNet, count_parameters
     from anatomica.registers.train import RegisterLDMConfig, parameter_counts, save_register_ldm, train_register_ldm, widened_unet
 
     set_threads(threads)
@@ -361,7 +360,16 @@ def evaluate_cmd(
     Example: anatomica registers evaluate --model reg=runs/reg_s0 --model reg=runs/reg_s1 --model plain=runs/base_s0 --model plain=runs/base_s1 --out runs/eval
     """
     from anatomica.registers.data import DataSpec
-    from anatomica.registers.evaluate import EvalSettings, compare, markdown_tables, measure, measure_floor, metrics, prepare_real, strip_replicates
+    from anatomica.registers.evaluate import (
+        EvalSettings,
+        compare,
+        markdown_tables,
+        measure,
+        measure_floor,
+        metrics,
+        prepare_real,
+        strip_replicates,
+    )
     from anatomica.registers.sample import sample_images
     from anatomica.registers.segmenter import SegmenterConfig, save_segmenter
     from anatomica.registers.train import load_register_ldm

@@ -9,13 +9,12 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
-
-from anatomica.io.files import json_text
 from tqdm import tqdm
 
-from anatomica.io.dataset import list_label_files, read_label_table
-from anatomica.io.nifti import load_label_map
 from anatomica.errors import AnatomicaError
+from anatomica.io.dataset import list_label_files, read_label_table
+from anatomica.io.files import json_text
+from anatomica.io.nifti import load_label_map
 from anatomica.metrics.label_stats import label_statistics, summarize, union_has_betti
 
 

@@ -76,8 +76,8 @@ def autoencoder(
     Example: anatomica train autoencoder --data runs/data/heart32 --out runs/heart32/ae --steps 2000 --seed 0
     """
     from anatomica.nn.autoencoder import AutoencoderConfig
-    from anatomica.training.fit import train_autoencoder
     from anatomica.training.autoencoder import AutoencoderTrainConfig
+    from anatomica.training.fit import train_autoencoder
 
     _common(threads, devices, accelerator, nodes, seed)
     check_count(latent_channels, "--latent-channels")
@@ -126,8 +126,8 @@ def diffusion(
     Example: anatomica train diffusion --autoencoder runs/heart32/ae --out runs/heart32/ldm --steps 4000 --seed 0
     """
     from anatomica.nn.unet import UNetConfig
-    from anatomica.training.fit import train_diffusion
     from anatomica.training.diffusion import DiffusionTrainConfig
+    from anatomica.training.fit import train_diffusion
 
     _common(threads, devices, accelerator, nodes, seed)
     ch = int_list(unet_channels, "--unet-channels")

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from anatomica.errors import AnatomicaError
 from anatomica.io.dataset import list_label_files, read_label_table
 from anatomica.io.nifti import load_label_map
-from anatomica.errors import AnatomicaError
 
 
 @dataclass

@@ -20,7 +20,6 @@ from anatomica.coords import normalized_to_voxel
 from anatomica.io.colors import value_colors
 from anatomica.io.files import atomic_write
 
-
 DOMAIN_COLORS = ("black", "#e000e0", "#00a000", "#ff8000", "#606060", "#0000ff")
 
 

@@ -24,14 +24,14 @@ from torch import Tensor
 
 from anatomica.control.potential import Task
 from anatomica.control.spec import TaskSpec, resolve_task
-from anatomica.io.nifti import LabelMap, is_nifti
-from anatomica.io.output import check_output_dir, staged_output
-from anatomica.io.dataset import list_label_files
 from anatomica.diffusion.guidance import GuidanceTrace, GuidedDenoiser
 from anatomica.diffusion.sampling import SAMPLERS, finite_steps
 from anatomica.errors import AnatomicaError
 from anatomica.guided.parsers import PARSINGS, Parsing, make_parsing
 from anatomica.guided.resolution import PRESETS
+from anatomica.io.dataset import list_label_files
+from anatomica.io.nifti import LabelMap, is_nifti
+from anatomica.io.output import check_output_dir, staged_output
 
 DEFAULT_SCALE = 1e4
 DEFAULT_SIGMA_MIN = 0.05

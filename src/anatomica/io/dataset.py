@@ -10,7 +10,6 @@ from anatomica.io.files import write_json
 from anatomica.io.nifti import _check_path, _first_line, is_nifti
 
 
-
 def read_label_table(path: str | Path) -> dict[str, int]:
     """Labels from a dataset.json (nnU-Net v2 ``{name: value}`` or MSD ``{"value": name}``) or a plain JSON table."""
     path = _check_path(Path(path))

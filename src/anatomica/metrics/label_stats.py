@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from anatomica.io.nifti import LabelMap
 from anatomica.homology import betti_numbers
+from anatomica.io.nifti import LabelMap
 
 
 def world_moments(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ Latents are the encoder means scaled to unit variance over the training images (
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from anatomica.io.nifti import as_label_array, is_nifti, load_volume, save_label_map, save_volume, LabelMap
-from anatomica.io.dataset import read_label_table, write_dataset_json
 from anatomica.errors import AnatomicaError
+from anatomica.io.dataset import read_label_table, write_dataset_json
+from anatomica.io.nifti import LabelMap, as_label_array, is_nifti, load_volume, save_label_map, save_volume
 
 MNI152_LABELS = {"csf": 1, "grey_matter": 2, "white_matter": 3}
 

@@ -11,7 +11,6 @@ registers carry. Class index c = label value (0 = background).
 from __future__ import annotations
 
 import math
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 

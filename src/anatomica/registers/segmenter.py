@@ -6,9 +6,9 @@ network is involved anywhere in the evaluation.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from monai.losses import DiceCELoss

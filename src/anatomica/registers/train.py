@@ -27,13 +27,13 @@ from monai.losses import DiceCELoss
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from anatomica.diffusion.ema import ema_decay_at, ema_update
 from anatomica.diffusion.edm import EDMPrecond, edm_loss
+from anatomica.diffusion.ema import ema_decay_at, ema_update
 from anatomica.errors import AnatomicaError
 from anatomica.io.checkpoint import load_module_state, load_weights, save_weights
-from anatomica.registers.network import RegisterConfig, RegisterUNet, count_parameters, grounding_loss
 from anatomica.nn.unet import DenoiserUNet, UNetConfig
 from anatomica.registers.codec import Codec, load_codec
+from anatomica.registers.network import RegisterConfig, RegisterUNet, count_parameters, grounding_loss
 from anatomica.registers.schedule import DualObjectiveSchedule
 
 KIND = "register-ldm"

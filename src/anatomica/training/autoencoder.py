@@ -24,7 +24,6 @@ from anatomica.data.datasets import LabelDataset, to_onehot
 from anatomica.nn.autoencoder import Autoencoder, AutoencoderConfig
 from anatomica.training.steps import step_batch_indices, step_generator, step_loader
 
-
 TRAINABLE = ("all", "decoders", "field")
 
 

@@ -9,8 +9,8 @@ import lightning as L
 import torch
 
 from anatomica.data.datasets import LabelDataset
-from anatomica.diffusion.ema import ema_decay_at, ema_update
 from anatomica.diffusion.edm import EDMPrecond, edm_loss
+from anatomica.diffusion.ema import ema_decay_at, ema_update
 from anatomica.nn.autoencoder import Autoencoder
 from anatomica.nn.unet import DenoiserUNet, UNetConfig
 from anatomica.training.steps import step_batch_indices, step_generator, step_loader

@@ -16,17 +16,17 @@ import numpy as np
 import torch
 
 from anatomica.data.datasets import LabelDataset, load_label_dataset
-from anatomica.io.files import write_json
 from anatomica.errors import AnatomicaError
-from anatomica.io.output import check_output_dir
-from anatomica.nn.autoencoder import AutoencoderConfig
 from anatomica.io.checkpoint import load_module_state, load_tensors, load_weights, read_config, save_tensors, save_weights
-from anatomica.nn.unet import UNetConfig
-from anatomica.training.config_checks import check_train_config
-from anatomica.training.autoencoder import AutoencoderTask, AutoencoderTrainConfig, reconstruction_dice
-from anatomica.model import ModelBundle, build_autoencoder, load_autoencoder, load_model
-from anatomica.training.diffusion import DiffusionTask, DiffusionTrainConfig, encode_dataset, latent_normalization
+from anatomica.io.files import write_json
+from anatomica.io.output import check_output_dir
 from anatomica.metrics.label_stats import label_volume_stats
+from anatomica.model import ModelBundle, build_autoencoder, load_autoencoder, load_model
+from anatomica.nn.autoencoder import AutoencoderConfig
+from anatomica.nn.unet import UNetConfig
+from anatomica.training.autoencoder import AutoencoderTask, AutoencoderTrainConfig, reconstruction_dice
+from anatomica.training.config_checks import check_train_config
+from anatomica.training.diffusion import DiffusionTask, DiffusionTrainConfig, encode_dataset, latent_normalization
 from anatomica.training.runs import check_same_data, data_record, fresh_run_dir, resume_checkpoint, write_run_config
 from anatomica.training.trainer import is_main_process, make_trainer
 

@@ -19,11 +19,12 @@ import numpy as np
 import torch
 
 from anatomica.data.datasets import LabelDataset
-from anatomica.io.files import write_json
 from anatomica.errors import AnatomicaError
-from anatomica.io.output import OLD_PREFIX, check_output_dir, remove_stale, set_interrupt_note
 from anatomica.io.checkpoint import FORMAT_VERSION, load_tree
+from anatomica.io.files import write_json
+from anatomica.io.output import OLD_PREFIX, check_output_dir, remove_stale, set_interrupt_note
 from anatomica.training.trainer import CHECKPOINT_DIR, is_main_process, last_checkpoint, trim_csv_log
+
 
 @contextmanager
 def fresh_run_dir(out: Path, overwrite: bool) -> Iterator[Path]:

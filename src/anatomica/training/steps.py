@@ -8,7 +8,6 @@ which is what a ``DistributedSampler`` would do.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 

@@ -7,15 +7,15 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from scipy import ndimage
 from helpers import run_cli
+from scipy import ndimage
 
-from anatomica.io.dataset import list_label_files
-from anatomica.io.nifti import load_label_map
 from anatomica.data.phantoms import SYSTEMS, case_rng, generate_dataset, heart
 from anatomica.data.phantoms.shapes import dilate26, touching
 from anatomica.errors import AnatomicaError
 from anatomica.homology import betti_numbers
+from anatomica.io.dataset import list_label_files
+from anatomica.io.nifti import load_label_map
 
 SIZE = 32
 H = heart.LABELS

@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from anatomica.io.nifti import LabelMap
 from anatomica.data.phantoms.shapes import (
     CUBE,
     dilate26,
@@ -30,6 +29,7 @@ from anatomica.data.phantoms.shapes import (
     tube,
 )
 from anatomica.data.phantoms.system import PhantomSystem, TopologyCheck, check_size
+from anatomica.io.nifti import LabelMap
 
 LABELS = {
     "aorta": 1,

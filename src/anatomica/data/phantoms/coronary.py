@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from anatomica.io.nifti import LabelMap
 from anatomica.data.phantoms.shapes import (
     Curve,
     dilate26,
@@ -33,6 +32,7 @@ from anatomica.data.phantoms.shapes import (
     tube,
 )
 from anatomica.data.phantoms.system import PhantomSystem, TopologyCheck, check_size
+from anatomica.io.nifti import LabelMap
 
 LABELS = {
     "heart": 1,

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from anatomica.io.nifti import save_label_map
-from anatomica.io.dataset import write_dataset_json
-from anatomica.io.output import check_output_dir, staged_output
 from anatomica.data.phantoms.system import PhantomSystem, check_size
 from anatomica.errors import AnatomicaError
+from anatomica.io.dataset import write_dataset_json
+from anatomica.io.nifti import save_label_map
+from anatomica.io.output import check_output_dir, staged_output
 
 
 def case_rng(seed: int, index: int) -> np.random.Generator:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from anatomica.io.nifti import LabelMap
 from anatomica.data.phantoms.shapes import (
     dilate26,
     dot,
@@ -26,13 +25,14 @@ from anatomica.data.phantoms.shapes import (
     largest_component,
     paint,
     random_placement,
+    rotation,
     sealed,
     solid,
-    rotation,
     spline_curve,
     tube,
 )
 from anatomica.data.phantoms.system import PhantomSystem, TopologyCheck, check_size
+from anatomica.io.nifti import LabelMap
 
 LABELS = {
     "heart_myocardium": 1,

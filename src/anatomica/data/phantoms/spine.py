@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from anatomica.io.nifti import LabelMap
 from anatomica.data.phantoms.shapes import (
     dilate26,
     ellipse_level,
@@ -35,6 +34,7 @@ from anatomica.data.phantoms.shapes import (
     random_placement,
 )
 from anatomica.data.phantoms.system import PhantomSystem, TopologyCheck, check_size
+from anatomica.io.nifti import LabelMap
 
 VERTEBRAE = ["vertebrae_L1", "vertebrae_L2", "vertebrae_L3", "vertebrae_L4", "vertebrae_L5"]
 LABELS = {**{name: i + 1 for i, name in enumerate(VERTEBRAE)}, "intervertebral_disc": 6}

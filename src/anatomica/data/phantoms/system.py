@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from anatomica.io.nifti import LabelMap
 from anatomica.errors import AnatomicaError
+from anatomica.io.nifti import LabelMap
 
 MIN_SIZE = 32
 MAX_SIZE = 128
