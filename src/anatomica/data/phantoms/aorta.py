@@ -18,16 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from anatomica.data.phantoms.shapes import (
-    CUBE,
-    dilate26,
-    grid_affine,
-    largest_component,
-    paint,
-    random_placement,
-    spline_curve,
-    tube,
-)
+from anatomica.data.phantoms.shapes import CUBE, dilate26, grid_affine, largest_component, paint, random_placement, spline_curve, tube
 from anatomica.data.phantoms.system import PhantomSystem, TopologyCheck, check_size
 from anatomica.io.nifti import LabelMap
 

@@ -24,15 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from anatomica.data.phantoms.shapes import (
-    dilate26,
-    ellipse_level,
-    grid_affine,
-    in_frame,
-    largest_component,
-    paint,
-    random_placement,
-)
+from anatomica.data.phantoms.shapes import dilate26, ellipse_level, grid_affine, in_frame, largest_component, paint, random_placement
 from anatomica.data.phantoms.system import PhantomSystem, TopologyCheck, check_size
 from anatomica.io.nifti import LabelMap
 
