@@ -22,15 +22,15 @@ import time
 
 import numpy as np
 import torch
+from bench_guidance import profile_step
 
 from anatomica.control.spec import load_task, resolve_task
 from anatomica.data.phantoms import heart
 from anatomica.diffusion.edm import EDMPrecond
+from anatomica.model import ModelBundle
 from anatomica.nn.autoencoder import Autoencoder, AutoencoderConfig
 from anatomica.nn.unet import DenoiserUNet, UNetConfig
 from anatomica.pretrained import pretrained_path
-from anatomica.model import ModelBundle
-from bench_guidance import profile_step
 
 MODES = (("V", "v", None), ("L-local/low", "l-local", "low"), ("L-local/high", "l-local", "high"), ("L-coarse/low", "l-coarse", "low"))
 
