@@ -16,37 +16,18 @@ Prints a markdown table; docs/results.md holds the latest numbers.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
 import numpy as np
 import torch
 from bench_guidance import profile_step
+from bench_partial_decoding import random_bundle
 
 from anatomica.control.spec import load_task, resolve_task
-from anatomica.data.phantoms import heart
-from anatomica.diffusion.edm import EDMPrecond
 from anatomica.model import ModelBundle
-from anatomica.nn.autoencoder import Autoencoder, AutoencoderConfig
-from anatomica.nn.unet import DenoiserUNet, UNetConfig
-from anatomica.pretrained import pretrained_path
 
 MODES = (("V", "v", None), ("L-local/low", "l-local", "low"), ("L-local/high", "l-local", "high"), ("L-coarse/low", "l-coarse", "low"))
-
-
-def random_bundle(size: int, seed: int = 0) -> tuple[ModelBundle, object]:
-    """The packaged model's architectures for size³ label maps, random weights; and a heart phantom reference."""
-    config = json.loads((pretrained_path("heart32") / "config.json").read_text())
-    torch.manual_seed(seed)
-    ae = Autoencoder(AutoencoderConfig.from_dict(config["autoencoder"]["config"]["model"])).eval().requires_grad_(False)
-    denoiser = EDMPrecond(DenoiserUNet(UNetConfig.from_dict(config["model"]["unet"])), sigma_data=1.0).eval().requires_grad_(False)
-    ref, _ = heart.generate(np.random.default_rng([seed, size]), size)
-    latent = ae.latent_shape((size,) * 3)
-    bundle = ModelBundle(autoencoder=ae, denoiser=denoiser, latent_shape=tuple(latent), latent_scale=1.0,
-                         latent_shift=torch.zeros(latent[0]), labels=config["data"]["labels"], affine=ref.affine,
-                         shape=(size,) * 3, sigma_min=0.002, sigma_max=80.0, rho=7.0, config=config)
-    return bundle, ref
 
 
 def field_grid_seconds(bundle: ModelBundle, batch: int, repeats: int) -> float:

@@ -27,6 +27,7 @@ from anatomica.control.spec import TaskSpec, resolve_task
 from anatomica.diffusion.guidance import GuidanceTrace, GuidedDenoiser
 from anatomica.diffusion.sampling import SAMPLERS, finite_steps
 from anatomica.errors import AnatomicaError
+from anatomica.frame import Frame
 from anatomica.guided.parsers import PARSINGS, Parsing, make_parsing
 from anatomica.guided.resolution import PRESETS
 from anatomica.io.dataset import list_label_files
@@ -437,7 +438,7 @@ def write_unguided(plan: SamplingPlan, results: list[SampleResult], out: Path, n
         "threads": torch.get_num_threads(),
         "seconds_sampling_per_sample": float(np.mean([r.seconds for r in results])),
         "seconds_decoding_per_sample": float(np.mean([r.decode_seconds for r in results])),
-        "samples": label_volume_stats(torch.from_numpy(labels), bundle.labels, voxel_volume_ml(bundle.affine)),
+        "samples": label_volume_stats(torch.from_numpy(labels), bundle.labels, Frame(bundle.shape, bundle.affine).voxel_volume_mm3 / 1000.0),
         "training": bundle.config.get("data_stats"),
     }
 
@@ -481,10 +482,6 @@ def run_sampling(run: SamplingRun) -> dict:
         if plan.run.extras is not None:
             plan.run.extras(out, summary)
     return summary
-
-
-def voxel_volume_ml(affine: np.ndarray) -> float:
-    return float(abs(np.linalg.det(np.asarray(affine)[:3, :3]))) / 1000.0
 
 
 def parse_sigma_window(text: str | None) -> tuple[float, float]:

@@ -17,6 +17,7 @@ import torch
 
 from anatomica.data.datasets import LabelDataset, load_label_dataset
 from anatomica.errors import AnatomicaError
+from anatomica.frame import Frame
 from anatomica.io.checkpoint import load_module_state, load_tensors, load_weights, read_config, save_tensors, save_weights
 from anatomica.io.files import write_json
 from anatomica.io.output import check_output_dir
@@ -194,7 +195,7 @@ def train_diffusion(
         shift, scale = latent_normalization(latents)
         latent_shape = list(latents.shape[1:])
         uc = replace(unet or UNetConfig(), spatial_dims=3, in_channels=latent_shape[0], out_channels=None)
-        voxel_ml = float(abs(np.linalg.det(np.asarray(d["affine"])[:3, :3]))) / 1000.0
+        voxel_ml = Frame(d["shape"], d["affine"]).voxel_volume_mm3 / 1000.0
         config = {
             "model": {"unet": uc.to_dict(), "sigma_data": 1.0, "latent_shape": latent_shape, "latent_shift": shift, "latent_scale": scale},
             "sampling": dict(SAMPLING_DEFAULTS),
