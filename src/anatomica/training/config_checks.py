@@ -24,19 +24,22 @@ RULES: dict[str, tuple[str, float | None, float | None, bool]] = {
 }
 
 
+def check_value(name: str, value) -> None:
+    """One training-config field finite and in its range (``RULES``), the error naming its option."""
+    what, low, high, low_open = RULES[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise AnatomicaError(f"{what} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise AnatomicaError(f"{what} must be a finite number, got {value}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise AnatomicaError(f"{what} must be {'>' if low_open else '>='} {low:g}, got {value:g}")
+    if high is not None and value > high:
+        raise AnatomicaError(f"{what} must be <= {high:g}, got {value:g}")
+
+
 def check_train_config(config) -> None:
     """Every numeric field of a training config dataclass finite and in its range (one line naming the option)."""
     assert is_dataclass(config)
     for f in fields(config):
-        if f.name not in RULES:
-            continue
-        value = getattr(config, f.name)
-        what, low, high, low_open = RULES[f.name]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise AnatomicaError(f"{what} must be a number, got {value!r}")
-        if not math.isfinite(value):
-            raise AnatomicaError(f"{what} must be a finite number, got {value}")
-        if low is not None and (value < low or (low_open and value == low)):
-            raise AnatomicaError(f"{what} must be {'>' if low_open else '>='} {low:g}, got {value:g}")
-        if high is not None and value > high:
-            raise AnatomicaError(f"{what} must be <= {high:g}, got {value:g}")
+        if f.name in RULES:
+            check_value(f.name, getattr(config, f.name))

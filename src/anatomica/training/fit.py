@@ -26,7 +26,7 @@ from anatomica.model import ModelBundle, build_autoencoder, load_autoencoder, lo
 from anatomica.nn.autoencoder import AutoencoderConfig
 from anatomica.nn.unet import UNetConfig
 from anatomica.training.autoencoder import AutoencoderTask, AutoencoderTrainConfig, reconstruction_dice
-from anatomica.training.config_checks import check_train_config
+from anatomica.training.config_checks import check_train_config, check_value
 from anatomica.training.diffusion import DiffusionTask, DiffusionTrainConfig, encode_dataset, latent_normalization
 from anatomica.training.runs import check_same_data, data_record, fresh_run_dir, resume_checkpoint, write_run_config
 from anatomica.training.trainer import is_main_process, make_trainer
@@ -52,18 +52,11 @@ def _init_state(source: Path) -> dict[str, torch.Tensor]:
     return load_weights(folder, kind="autoencoder")[0]
 
 
-def _check_steps(steps: int, batch_size: int) -> None:
-    if steps < 1:
-        raise AnatomicaError(f"--steps must be >= 1, got {steps}")
-    if batch_size < 1:
-        raise AnatomicaError(f"--batch-size must be >= 1, got {batch_size}")
-
-
 def _resume_config(run: Path, kind: str, steps: int | None) -> dict:
     """The run's config, with ``steps`` (the new total) recorded when given."""
     config = read_config(run, kind)
     if steps is not None:
-        _check_steps(steps, 1)
+        check_value("steps", steps)
         config["train"]["steps"] = int(steps)
         if is_main_process():
             write_run_config(run, kind, {k: v for k, v in config.items() if k not in ("kind", "format_version")})
