@@ -59,3 +59,32 @@ def test_boundary_voxels_lie_on_label_borders():
     assert shell.all() and not (inside & core).any()  # borders only, on both sides of the surface
     with pytest.raises(ValueError, match="trainable"):
         AutoencoderTrainConfig(trainable="encoder")
+
+
+def test_cli_fine_tunes_the_field_of_a_run_with_its_own_architecture(tmp_path, capsys):
+    """`train autoencoder --init AE --trainable field`: the init run's architecture wins over the --channels default."""
+    from helpers import run_cli
+
+    data = _data(tmp_path / "data")
+    first = train_autoencoder(data, tmp_path / "ae", model=AE, train=AutoencoderTrainConfig(steps=2, **TRAIN), progress=False)
+    code, _, err = run_cli(["train", "autoencoder", "--data", data, "--out", tmp_path / "ft", "--init", first, "--trainable", "field",
+                            "--boundary-fraction", "0.5", "--steps", "2", "--batch-size", "2", "--field-points", "64", "--threads", "1"], capsys)
+    assert code == 0, err
+    a, _ = load_weights(first, "autoencoder")
+    b, cfg = load_weights(tmp_path / "ft", "autoencoder")
+    assert cfg["model"]["channels"] == [8, 8, 8] and cfg["train"]["boundary_fraction"] == 0.5
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("kl.encoder."))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--trainable", "field"], "pass --init"),
+    (["--trainable", "encoder"], "--trainable must be one of"),
+    (["--boundary-fraction", "1.5"], "--boundary-fraction must be <= 1"),
+])
+def test_cli_fine_tuning_options_are_checked(tmp_path, capsys, args, message):
+    from helpers import run_cli
+
+    data = _data(tmp_path / "data", n=2)
+    code, _, err = run_cli(["train", "autoencoder", "--data", data, "--out", tmp_path / "r", "--steps", "1", *args], capsys)
+    assert code != 0 and message in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()

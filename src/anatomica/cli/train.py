@@ -61,6 +61,9 @@ def autoencoder(
     field_features: int = typer.Option(64, "--field-features", help="Feature channels of the neural-field decoder's grid."),
     val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of cases (the last ones) held out for the reconstruction Dice in metrics.json."),
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Write checkpoints/step*.safetensors every N steps."),
+    boundary_fraction: float = typer.Option(0.0, "--boundary-fraction", help="Share (0..1) of the field points drawn on label borders, where the field's errors are; the rest uniform."),
+    trainable: str = typer.Option("all", "--trainable", help="all; decoders (both decoders on a frozen encoder, so a prior trained on its latents stays valid); field (the neural field alone). decoders/field need --init."),
+    init: Path | None = typer.Option(None, "--init", help="Autoencoder run folder (or packaged model name) whose weights start this run; its model options win over --channels etc."),
     seed: Seed = 0,
     devices: Devices = 1,
     accelerator: Accelerator = "auto",
@@ -74,9 +77,12 @@ def autoencoder(
     Dice + cross-entropy. Writes the reconstruction Dice per label of both decoders on held-out cases to metrics.json.
 
     Example: anatomica train autoencoder --data runs/data/heart32 --out runs/heart32/ae --steps 2000 --seed 0
+
+    Fine-tune the decoders of AE on its frozen encoder (docs/pretrained.md): --init AE --trainable decoders --boundary-fraction 0.25 --lr 5e-4
     """
     from anatomica.nn.autoencoder import AutoencoderConfig
-    from anatomica.training.autoencoder import AutoencoderTrainConfig
+    from anatomica.training.autoencoder import TRAINABLE, AutoencoderTrainConfig
+    from anatomica.training.config_checks import check_value
     from anatomica.training.fit import train_autoencoder
 
     _common(threads, devices, accelerator, nodes, seed)
@@ -84,6 +90,11 @@ def autoencoder(
     check_count(field_features, "--field-features")
     if not 0 <= val_fraction < 1:
         raise AnatomicaError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    if trainable not in TRAINABLE:
+        raise AnatomicaError(f"--trainable must be one of {', '.join(TRAINABLE)}, got {trainable!r}")
+    if trainable != "all" and init is None:
+        raise AnatomicaError(f"--trainable {trainable} trains on a frozen encoder: pass --init AUTOENCODER_RUN")
+    check_value("boundary_fraction", boundary_fraction)  # before the config's own ValueError
     ch = int_list(channels, "--channels")
     groups = 16 if all(c % 16 == 0 for c in ch) else 8
     if any(c % groups for c in ch) or field_features % 8:
@@ -91,7 +102,8 @@ def autoencoder(
     model = AutoencoderConfig(latent_channels=latent_channels, channels=ch, norm_num_groups=groups, field={"features": field_features})
     tc = AutoencoderTrainConfig(
         steps=2000 if steps is None else steps, batch_size=batch_size, lr=lr, kl_weight=kl_weight, field_points=field_points,
-        seed=seed, val_fraction=val_fraction, checkpoint_every=checkpoint_every,
+        seed=seed, val_fraction=val_fraction, checkpoint_every=checkpoint_every, boundary_fraction=boundary_fraction,
+        trainable=trainable, init=None if init is None else str(init),
     )
     if size is not None and size < 4:
         raise AnatomicaError(f"--size must be >= 4, got {size}")

@@ -21,6 +21,7 @@ RULES: dict[str, tuple[str, float | None, float | None, bool]] = {
     "ema_decay": ("--ema-decay", 0.0, 0.999999, False),
     "P_mean": ("P_mean", -10.0, 10.0, False),
     "P_std": ("P_std", 0.0, 10.0, True),
+    "boundary_fraction": ("--boundary-fraction", 0.0, 1.0, False),
 }
 
 

@@ -42,14 +42,16 @@ def _load_data(path: Path, size: int | None, val_fraction: float) -> tuple[Label
     return data, train, val
 
 
-def _init_state(source: Path) -> dict[str, torch.Tensor]:
-    """Autoencoder weights of an autoencoder run, or of a diffusion run / packaged model (its autoencoder copy)."""
+def _init_state(source: Path) -> tuple[dict[str, torch.Tensor], AutoencoderConfig]:
+    """Autoencoder weights and architecture of an autoencoder run, or of a diffusion run / packaged model (its
+    autoencoder copy)."""
     from anatomica.model import resolve_model
 
     folder = resolve_model(source)
-    if read_config(folder).get("kind") == "latent_diffusion":
-        return load_tensors(folder / "autoencoder.safetensors")[0]
-    return load_weights(folder, kind="autoencoder")[0]
+    config = read_config(folder)
+    if config.get("kind") == "latent_diffusion":
+        return load_tensors(folder / "autoencoder.safetensors")[0], AutoencoderConfig.from_dict(config["autoencoder"]["config"]["model"])
+    return load_weights(folder, kind="autoencoder")[0], AutoencoderConfig.from_dict(config["model"])
 
 
 def _resume_config(run: Path, kind: str, steps: int | None) -> dict:
@@ -98,14 +100,19 @@ def train_autoencoder(
         if main:
             check_output_dir(run, overwrite, f"pass --overwrite to replace the run, or --resume {run} to continue it")
         full, train_set, val_set = _load_data(Path(data), size, tc.val_fraction)
+        init = _init_state(Path(tc.init)) if tc.init is not None else None
+        if init is not None:  # the weights decide the architecture
+            if init[1].num_classes != full.num_classes:
+                raise AnatomicaError(f"--init {tc.init} has {init[1].num_classes} classes, the data {full.num_classes}")
+            model = init[1]
         mc = replace(model or AutoencoderConfig(), num_classes=full.num_classes)
         if any(s % mc.downsampling for s in full.shape):
             raise AnatomicaError(f"volume size {full.shape} is not divisible by the autoencoder's downsampling {mc.downsampling}")
         config = {"model": mc.to_dict(), "train": tc.to_dict(), "data": data_record(full, tc.val_fraction)}
         torch.manual_seed(tc.seed)  # initial weights
         task = AutoencoderTask(mc, tc, train_set)
-        if tc.init is not None:  # start from a trained autoencoder (e.g. the field alone on its frozen encoder)
-            task.init_from(_init_state(Path(tc.init)))
+        if init is not None:  # start from a trained autoencoder (e.g. the field alone on its frozen encoder)
+            task.init_from(init[0])
         ckpt = None
     with _run_folder(run, overwrite, fresh=resume is None and main):
         if resume is None and main:
