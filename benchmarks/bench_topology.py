@@ -31,6 +31,7 @@ from bench_guidance import TARGET_SETS, projection_figure, references, set_dista
 
 from anatomica.control.spec import load_task  # noqa: E402
 from anatomica.guided.run import GuidanceConfig, guided_batch, resolve_per_reference  # noqa: E402
+from anatomica.metrics.bootstrap import share  # noqa: E402
 from anatomica.metrics.geometry import task_errors  # noqa: E402
 from anatomica.model import load_model  # noqa: E402
 
@@ -73,13 +74,6 @@ def parse_variant(text: str, steps: int) -> tuple[str, GuidanceConfig, float | N
     return task, cfg.check(), geo, tau
 
 
-def bootstrap_ci(hits: np.ndarray, n_boot: int = 10000, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile bootstrap interval of a share over samples."""
-    rng = np.random.default_rng(seed)
-    means = hits[rng.integers(0, len(hits), size=(n_boot, len(hits)))].mean(1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
 def run_variant(bundle, name: str, text: str, args, refs, held_out, target_refs) -> tuple[dict, list[np.ndarray]]:
     task_name, cfg, geo, tau = parse_variant(text, args.steps)
     spec = load_task(task_name)
@@ -103,7 +97,7 @@ def run_variant(bundle, name: str, text: str, args, refs, held_out, target_refs)
     hits = np.array([b == [2, 0, 0] for b in betti], dtype=float)
     hits0 = np.array([b[0] == 2 for b in betti], dtype=float)
     row = {"config": name, "variant": text or "(task defaults)", "task": spec.name, "guidance": cfg.to_dict(),
-           "b0_accuracy": float(hits0.mean()), "b0_ci": bootstrap_ci(hits0), "betti_all_accuracy": float(hits.mean()),
+           "b0_accuracy": float(hits0.mean()), "b0_ci": share(hits0)["ci95"], "betti_all_accuracy": float(hits.mean()),
            "b0_counts": np.bincount([min(b[0], 4) for b in betti], minlength=5).tolist(),
            "seconds_per_sample": float(np.mean(seconds)), "wall_seconds": wall}
     row.update(set_distances(held_out, labels, values, shifts=3))

@@ -6,6 +6,7 @@ Each is a run folder (config.json + safetensors) addressable by name wherever ``
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from anatomica.errors import AnatomicaError
@@ -23,3 +24,9 @@ def pretrained_path(name: str = "heart32") -> Path:
     if name not in packaged_models():
         raise AnatomicaError(f"no packaged model {name!r} (available: {', '.join(packaged_models()) or 'none'})")
     return ROOT / name
+
+
+def packaged_card(name: str) -> dict | None:
+    """The model's measured realism (``card.json``, written by benchmarks/model_card.py), or None when not measured."""
+    card = pretrained_path(name) / "card.json"
+    return json.loads(card.read_text()) if card.is_file() else None

@@ -10,26 +10,14 @@ paired differences (df = seeds − 1), the interval that decides whether an effe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats as sps
 
-Metric = Callable[[np.ndarray], float]  # indices into the run's samples -> value
+from anatomica.metrics.bootstrap import Metric, bootstrap, bootstrap_indices
 
-
-def bootstrap_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, n) resampling indices, a pure function of (n, n_boot, seed) so arms share them."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed), int(n), 7919])).integers(0, n, size=(n_boot, n))
-
-
-def bootstrap(metric: Metric, n: int, n_boot: int = 500, seed: int = 0) -> dict:
-    """Point value on all n items and the percentile 95 % interval of ``metric`` over resamples."""
-    value = float(metric(np.arange(n)))
-    reps = np.array([metric(idx) for idx in bootstrap_indices(n, n_boot, seed)], dtype=np.float64)
-    lo, hi = np.nanpercentile(reps, [2.5, 97.5]) if np.isfinite(reps).any() else (np.nan, np.nan)
-    return {"value": value, "ci95": [float(lo), float(hi)], "replicates": reps}
-
+__all__ = ["Metric", "bootstrap", "bootstrap_indices", "paired_difference", "t_interval", "total_variation"]
 
 def t_interval(values: Sequence[float]) -> dict:
     """Mean, sd and the two-sided 95 % t-interval of the mean over seeds (None for fewer than 2)."""
