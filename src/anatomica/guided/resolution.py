@@ -71,21 +71,41 @@ def parsed_size(domain: ControlDomain | DomainBatch, mode: str, resolution: Reso
     return local_size(domain.size, resolution.local)
 
 
+def _mass_factor(size: tuple[int, ...]) -> float:
+    """N · cell / box of a template grid: Π n / (n − 1) over its axes of size n > 1.
+
+    A domain's grid includes the box's faces (points at ±1) and each point stands for one cell of side 2 / (n − 1),
+    so its mass fraction m = Σ S / N (paper, "Geometric moments") is the occupied volume divided by N · cell, which
+    depends on n: the same anatomy has m 12 % smaller on a 12³ grid than on a 24³ one. m × this factor does not.
+    """
+    factor = 1.0
+    for n in size:
+        if n > 1:
+            factor *= n / (n - 1)
+    return factor
+
+
 def _regrid(task: Task, mode: str, resolution: Resolution) -> Task:
-    domains = [replace(d, domain=d.domain.with_size(parsed_size(d.domain, mode, resolution))) for d in task.domains]
+    domains = []
+    for d in task.domains:
+        size = parsed_size(d.domain, mode, resolution)
+        target = d.target
+        if target.mass is not None and tuple(size) != tuple(d.domain.size):  # the same physical mass on the new grid
+            target = replace(target, mass=target.mass * (_mass_factor(tuple(d.domain.size)) / _mass_factor(size)))
+        domains.append(replace(d, domain=d.domain.with_size(size), target=target))
     return replace(task, domains=domains)
 
 
 def with_local_grids(task: Task, points: int) -> Task:
-    """The same task with every domain re-gridded to ``points`` per non-singleton axis (same map, targets).
+    """The same task with every domain re-gridded to ``points`` per non-singleton axis (same map and targets).
 
-    Targets are in grid-independent units (mass fraction of the domain, normalized centroid, Σ / tr Σ), so they
-    carry over unchanged.
+    Centroid and Σ / tr Σ are grid-independent and carry over; the mass fraction is not (``_mass_factor``), so
+    mass targets are rescaled to the new grid to keep the same physical mass.
     """
     return _regrid(task, "l-local", Resolution("local", local=points, coarse=points))
 
 
 def with_coarse_grids(task: Task, resolution: Resolution) -> Task:
     """The task as coarse L-parsing reads it: global domains on the preset's coarse grid (identity affine), the
-    others on their localized grids, sliced from the coarse volume. Targets carry over (grid-independent units)."""
+    others on their localized grids, sliced from the coarse volume. Mass targets rescaled as in ``with_local_grids``."""
     return _regrid(task, "l-coarse", resolution)
