@@ -61,6 +61,9 @@ class ModelBundle:
     sigma_max: float
     rho: float
     config: dict
+    # A conditional baseline's record (config.json "condition": kind, task, spec, domains, channels, mean, std);
+    # None for the prior. Its denoiser takes D(z_n, sigma, cond=c) (``guided.conditional``).
+    condition: dict | None = None
 
     @property
     def num_classes(self) -> int:
@@ -135,6 +138,7 @@ def load_model(model: str | Path) -> ModelBundle:
                 raise ValueError(f"{key} must be a finite number > 0, got {v}")
         if numbers["sigma_min"] >= numbers["sigma_max"]:
             raise ValueError("sampling.sigma_min must be below sigma_max")
+        condition = _check_condition(config.get("condition"), m["unet"], latent_shape[0])
     except (KeyError, TypeError, ValueError) as e:
         raise _config_error(run_dir, e) from None
     load_module_state(denoiser, state, str(run_dir / "model.safetensors"))
@@ -158,7 +162,26 @@ def load_model(model: str | Path) -> ModelBundle:
         sigma_max=float(s["sigma_max"]),
         rho=float(s["rho"]),
         config=config,
+        condition=condition,
     )
+
+
+def _check_condition(cond: dict | None, unet: dict, latent_channels: int) -> dict | None:
+    """A conditional run's record, checked against its UNet: in = latent + conditioning channels, out = latent."""
+    if cond is None:
+        return None
+    from anatomica.control.conditioning import CONDITIONS, channel_count
+
+    if cond["kind"] not in CONDITIONS:
+        raise ValueError(f"condition.kind must be one of {', '.join(CONDITIONS)}, got {cond['kind']!r}")
+    C = int(cond["channels"])
+    if C != channel_count(cond["kind"], len(cond["domains"])) or len(cond["mean"]) != C or len(cond["std"]) != C:
+        raise ValueError(f"condition: {C} channels do not fit {len(cond['domains'])} domains and the normalization")
+    if int(unet["in_channels"]) != latent_channels + C or int(unet["out_channels"]) != latent_channels:
+        raise ValueError(f"a conditional UNet takes {latent_channels} + {C} channels and returns {latent_channels}")
+    if not all(np.isfinite(v) for v in cond["mean"] + cond["std"]) or min(cond["std"]) <= 0:
+        raise ValueError("condition.mean and condition.std must be finite, the std > 0")
+    return cond
 
 
 

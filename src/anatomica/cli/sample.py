@@ -40,7 +40,7 @@ def sample(
     batch_size: int = typer.Option(8, "--batch-size", help="Samples generated together (memory vs speed)."),
     threads: int | None = threads_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
-    task: str | None = typer.Option(None, "--task", help="Guide the samples by a control task: a packaged task name (e.g. right-ventricle, atrial-separation) or a task YAML file (docs/tasks.md)."),
+    task: str | None = typer.Option(None, "--task", help="Guide the samples by a control task: a packaged task name (e.g. right-ventricle, atrial-separation) or a task YAML file (docs/tasks.md). With a conditional model: the task it was trained for, whose targets condition the samples."),
     reference: Path | None = typer.Option(None, "--reference", help="Held-out label map (or a folder of them: sample i uses reference i mod n) that places the task's domains and gives its relative targets."),
     parsing: str = typer.Option("l-local", "--parsing", help="How the potential reads the anatomy from the denoised latent: v (conv-decode the full volume), l-local (neural field at the domains' points only), l-coarse (neural field on a small global grid)."),
     resolution: str | None = typer.Option(None, "--resolution", help="L-parsing grid preset: low (12 points per domain axis / 16³ global grid), med (16 / 24³), high (24 / 32³). Default: low."),
@@ -68,6 +68,11 @@ def sample(
     Guide: docs/guided_sampling.md.
 
     Example: anatomica sample --model runs/heart32/ldm --task right-ventricle --reference heldout/case_000.nii.gz --n 8 --seed 0 --out runs/rv_guided
+
+    A conditional baseline (`anatomica train diffusion --condition explicit|implicit --task NAME`, docs/conditional.md)
+    samples conditioned on the task's targets for each reference instead, without guidance (same files and reports):
+
+    Example: anatomica sample --model runs/heart32/rv_explicit --task right-ventricle --reference heldout/ --n 8 --seed 0 --out runs/rv_explicit_samples
 
     Every run also writes report.html (open it in a browser: settings, targets vs achieved, mosaic, 3D view).
     """

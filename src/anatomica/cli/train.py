@@ -124,6 +124,8 @@ def diffusion(
     attention: str = typer.Option("0,0,1", "--attention", help="Self-attention per level, 0/1 per entry of --unet-channels."),
     res_blocks: int = typer.Option(2, "--res-blocks", help="Residual blocks per UNet level."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Write checkpoints/step*.safetensors every N steps."),
+    condition: str | None = typer.Option(None, "--condition", help="Train a conditional baseline (docs/conditional.md): explicit (the 13 moments of each --task domain as constant input channels) or implicit (a Gaussian heatmap per domain). Needs --task."),
+    task: str | None = typer.Option(None, "--task", help="The control task whose domains' moments condition the model: a packaged task name (e.g. right-ventricle) or a task YAML file. Needs --condition."),
     seed: Seed = 0,
     devices: Devices = 1,
     accelerator: Accelerator = "auto",
@@ -136,6 +138,9 @@ def diffusion(
     on the autoencoder's latents, normalized to zero mean and unit variance; the saved weights are the EMA.
 
     Example: anatomica train diffusion --autoencoder runs/heart32/ae --out runs/heart32/ldm --steps 4000 --seed 0
+
+    A conditional baseline of the paper (each case's moments in the task's domains as extra input channels; sample it
+    with `anatomica sample --task --reference`): --condition explicit --task right-ventricle
     """
     from anatomica.nn.unet import UNetConfig
     from anatomica.training.diffusion import DiffusionTrainConfig
@@ -156,5 +161,6 @@ def diffusion(
     check_count(res_blocks, "--res-blocks")
     unet = UNetConfig(channels=ch, attention_levels=att, num_res_blocks=res_blocks)
     tc = DiffusionTrainConfig(steps=4000 if steps is None else steps, batch_size=batch_size, lr=lr, ema_decay=ema_decay, seed=seed, checkpoint_every=checkpoint_every)
-    run = train_diffusion(data, autoencoder_run, out, unet=unet, train=tc, devices=devices, accelerator=accelerator, nodes=nodes, overwrite=overwrite, resume=resume, steps=steps if resume else None)
-    _done(run, "latent diffusion model")
+    run = train_diffusion(data, autoencoder_run, out, unet=unet, train=tc, devices=devices, accelerator=accelerator, nodes=nodes, overwrite=overwrite,
+                          resume=resume, steps=steps if resume else None, condition=condition, task=task)
+    _done(run, "latent diffusion model" if condition is None or resume else f"conditional ({condition}) latent diffusion model")

@@ -62,6 +62,21 @@ class EDMPrecond(torch.nn.Module):
         return (c_skip * x + c_out * F_x.to(torch.float32)).to(dtype)
 
 
+class ConditionedDenoiser(torch.nn.Module):
+    """D(x; σ | c) = c_skip·x + c_out·F([c_in·x, c]; c_noise): a conditional :class:`EDMPrecond` with its
+    conditioning channels ``cond`` (B or 1, C_cond, …) fixed, concatenated unscaled with the preconditioned
+    latent (the conditional baselines of the Anatomica paper). Called as ``D(x, sigma)``, like any denoiser."""
+
+    def __init__(self, denoiser: EDMPrecond, cond: Tensor):
+        super().__init__()
+        self.denoiser = denoiser
+        self.sigma_data = denoiser.sigma_data
+        self.register_buffer("cond", cond, persistent=False)
+
+    def forward(self, x: Tensor, sigma: Tensor | float) -> Tensor:
+        return self.denoiser(x, sigma, cond=self.cond.to(x.device))
+
+
 def sample_training_sigmas(
     batch: int, P_mean: float = -1.2, P_std: float = 1.2, generator: torch.Generator | None = None, device=None
 ) -> Tensor:

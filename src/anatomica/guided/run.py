@@ -376,16 +376,28 @@ class SamplingPlan:
     spec: TaskSpec | None = None
     tasks: list[Task] | None = None
     references: list[Path] = field(default_factory=list)
+    conditioning: object | None = None  # guided.conditional.Conditioning of a conditional baseline (then no guidance)
+
+    @property
+    def settings(self) -> dict:
+        """The reports' "guidance" entry: the guidance settings, or a conditional model's conditioning."""
+        return self.config.to_dict() if self.conditioning is None else self.conditioning.settings(self.config)
 
 
 def plan_sampling(run: SamplingRun) -> SamplingPlan:
     """Validate everything (options, --out, task, references) and load the model: no sampling, no files."""
     from anatomica.control.spec import load_task
     from anatomica.io.nifti import load_label_map
+    from anatomica.guided.conditional import check_request, condition_record, plan_conditional
     from anatomica.model import load_model, resolve_model
 
+    record = condition_record(run.model)
+    if record is not None and run.task is None:  # before run.check, which would only say that --reference needs a --task
+        check_request(run, record)
     run = run.check()
     model_path = str(resolve_model(run.model).resolve())
+    if record is not None:
+        return plan_conditional(run, model_path)
     if run.task is None:
         return SamplingPlan(run, replace(run.config, decoder=run.config.decoder or "conv"), load_model(run.model), model_path)
     spec = load_task(run.task)
@@ -409,11 +421,15 @@ def sample_all(plan: SamplingPlan) -> tuple[list[SampleResult], list[int]]:
     batches = schedule(run.n, run.batch_size)
     task_of = [i % len(tasks) if tasks else 0 for i in range(run.n)]
     results: list[SampleResult] = []
-    desc = f"guided sampling ({run.n} samples)" if tasks else f"sampling ({run.n} samples)"
+    desc = f"{'conditional' if plan.conditioning is not None else 'guided'} sampling ({run.n} samples)" if tasks else f"sampling ({run.n} samples)"
     with tqdm(total=len(batches) * config.steps, desc=desc, unit="step", disable=not run.progress) as bar:
         for idx in batches:
             step = lambda: bar.update(1)  # noqa: E731
-            if tasks:
+            if plan.conditioning is not None:
+                from anatomica.guided.conditional import conditional_batch
+
+                results += conditional_batch(bundle, plan.conditioning, tasks, task_of, idx, run.seed, config, on_step=step)
+            elif tasks:
                 ks = [task_of[i] for i in idx]
                 task = tasks[ks[0]] if len(set(ks)) == 1 else [tasks[k] for k in ks]  # per-sample targets in one batch
                 results += guided_batch(bundle, task, idx, run.seed, config, run.record_unguided, on_step=step)
@@ -451,13 +467,13 @@ def write_guided(plan: SamplingPlan, results: list[SampleResult], task_of: list[
     from anatomica.io.files import write_json
 
     run, bundle, tasks, refs = plan.run, plan.bundle, plan.tasks, plan.references
-    cfg = plan.config.to_dict()
+    cfg = plan.settings
     reports = []
     for r, k, name in zip(results, task_of, names):
         rep = sample_report(r, tasks[k], cfg, run.seed, str(refs[k]) if refs else None)
         write_json(rep, out / "reports" / f"{name}.json")
         reports.append(rep)
-    write_dataset_json(out, "guided samples", bundle.labels, names, extra={"model": plan.model_path, "task": plan.spec.name, "seed": run.seed, **cfg})
+    write_dataset_json(out, "guided samples" if plan.conditioning is None else "conditional samples", bundle.labels, names, extra={"model": plan.model_path, "task": plan.spec.name, "seed": run.seed, **cfg})
     write_domain_mosaic([r.labels for r in results], [tasks[k] for k in task_of], out / "mosaic.png", bundle.num_classes,
                         titles=[f"sample {i}" for i in range(run.n)])
     return {"task": plan.spec.name, "model": plan.model_path, "seed": run.seed, "references": [str(p) for p in refs],

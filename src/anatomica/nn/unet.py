@@ -51,10 +51,13 @@ class UNetConfig:
 
 
 class DenoiserUNet(torch.nn.Module):
-    """The raw network F of EDM (Eq. 7): ``forward(x_in, c_noise, context=None) -> same shape as x_in``.
+    """The raw network F of EDM (Eq. 7): ``forward(x_in, c_noise, context=None, cond=None)``, shaped like x_in
+    (``out_channels``).
 
     2D or 3D (``spatial_dims``); with ``with_conditioning=True`` every attention level cross-attends to
-    ``context`` of shape (B, tokens, cross_attention_dim), e.g. a register bank.
+    ``context`` of shape (B, tokens, cross_attention_dim), e.g. a register bank. ``cond`` (B or 1, C_cond, …)
+    is concatenated with x_in along the channels (the conditional baselines of the Anatomica paper), so such
+    a network has in_channels = latent + C_cond and out_channels = latent.
     """
 
     def __init__(self, config: UNetConfig | None = None, **overrides):
@@ -83,7 +86,12 @@ class DenoiserUNet(torch.nn.Module):
         """Spatial sizes must be divisible by this (one halving per level after the first)."""
         return 2 ** (len(self.config.channels) - 1)
 
-    def forward(self, x: Tensor, c_noise: Tensor, context: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, c_noise: Tensor, context: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
+        if cond is not None:  # constant channels may come as (…, 1, 1, 1): broadcast them to the grid
+            x = torch.cat([x, cond.to(x.dtype).expand(x.shape[0], -1, *x.shape[2:])], dim=1)
+        if x.shape[1] != self.config.in_channels:
+            raise ValueError(f"the network takes {self.config.in_channels} input channels, got {x.shape[1]}"
+                             f"{' (latent + conditioning)' if cond is not None else ''}")
         if x.ndim != self.config.spatial_dims + 2:
             raise ValueError(f"expected a (B, C, {'X, Y, Z' if self.config.spatial_dims == 3 else 'H, W'}) input, got {tuple(x.shape)}")
         bad = [s for s in x.shape[2:] if s % self.downsampling]

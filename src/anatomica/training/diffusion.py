@@ -48,12 +48,20 @@ def latent_normalization(latents: torch.Tensor) -> tuple[list[float], float]:
 
 
 class DiffusionTask(L.LightningModule):
-    """``self.denoiser`` is trained; ``self.ema`` holds its exponential moving average (saved in checkpoints)."""
+    """``self.denoiser`` is trained; ``self.ema`` holds its exponential moving average (saved in checkpoints).
 
-    def __init__(self, unet_config: UNetConfig, train_config: DiffusionTrainConfig, latents: torch.Tensor, sigma_data: float = 1.0):
+    With ``cond`` (N, C_cond, …), one case's normalized conditioning channels per latent, the denoiser learns
+    D(x; σ | c) (a conditional baseline, ``control.conditioning``); the batches and noise are those of the
+    unconditional run."""
+
+    def __init__(self, unet_config: UNetConfig, train_config: DiffusionTrainConfig, latents: torch.Tensor, sigma_data: float = 1.0,
+                 cond: torch.Tensor | None = None):
         super().__init__()
         self.tc = train_config
         self.latents = latents  # already normalized to unit variance
+        if cond is not None and len(cond) != len(latents):
+            raise ValueError(f"{len(cond)} conditioning tensors for {len(latents)} latents")
+        self.cond = cond
         self.denoiser = EDMPrecond(DenoiserUNet(unet_config), sigma_data=sigma_data)
         self.ema = copy.deepcopy(self.denoiser).requires_grad_(False)
 
@@ -65,7 +73,8 @@ class DiffusionTask(L.LightningModule):
         idx = step_batch_indices(len(self.latents), self.tc.batch_size, step, self.tc.seed, rank, world)
         x0 = self.latents[idx].to(self.device)
         g = step_generator(self.tc.seed, step, rank, stream=1)
-        loss = edm_loss(self.denoiser, x0, P_mean=self.tc.P_mean, P_std=self.tc.P_std, generator=g)
+        kwargs = {} if self.cond is None else {"cond": self.cond[idx].to(self.device)}
+        loss = edm_loss(self.denoiser, x0, P_mean=self.tc.P_mean, P_std=self.tc.P_std, generator=g, **kwargs)
         self.log("loss", loss, prog_bar=True, on_step=True)
         return loss
 

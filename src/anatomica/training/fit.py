@@ -143,6 +143,40 @@ def check_finite_weights(module: torch.nn.Module, what: str, step: int) -> None:
                              f"(e.g. {bad[0]}); lower --lr or the loss weights")
 
 
+def _condition_spec(condition: str | None, task: str | Path | None):
+    """The task spec of a conditional baseline (``--condition KIND --task NAME``), checked; None for the prior."""
+    from anatomica.control.conditioning import check_condition, check_spec
+    from anatomica.control.spec import load_task
+
+    if condition is None and task is None:
+        return None
+    if task is None:
+        raise AnatomicaError(f"--condition {condition} conditions on a task's moments: give --task NAME (e.g. right-ventricle)")
+    if condition is None:
+        raise AnatomicaError(f"--task {task} trains a conditional baseline: give --condition explicit or implicit")
+    check_condition(condition)
+    return check_spec(load_task(task))
+
+
+def _training_conditioning(record: dict, train_set: LabelDataset, latent_spatial) -> tuple[torch.Tensor, dict]:
+    """Normalized conditioning channels (N, C, *latent_spatial) of the training cases, each measured on itself
+    (``control.conditioning``), and ``record`` completed with the domains and, for a new run, the per-channel
+    mean / std of the training set (a resumed run reuses the recorded ones)."""
+    from anatomica.control.conditioning import case_vectors, channel_statistics, conditioning_channels
+    from anatomica.control.schema import TaskSpec
+
+    spec, kind = TaskSpec.model_validate(record["spec"]), record["kind"]
+    vectors, domains = case_vectors(spec, train_set.labels.numpy(), train_set.label_table, train_set.affine, train_set.cases)
+    if "mean" not in record:
+        raw = torch.stack([conditioning_channels(kind, v, train_set.shape, latent_spatial) for v in vectors])
+        mean, std = channel_statistics(raw)
+        record = {**record, "domains": domains, "channels": int(raw.shape[1]), "mean": mean, "std": std}
+    elif domains != record["domains"]:
+        raise AnatomicaError(f"the data now resolve task {spec.name!r} to domains {domains}, the run was trained on {record['domains']}")
+    cond = torch.stack([conditioning_channels(kind, v, train_set.shape, latent_spatial, record["mean"], record["std"]) for v in vectors])
+    return cond, record
+
+
 def train_diffusion(
     data: Path | None = None,
     autoencoder: Path | None = None,
@@ -156,9 +190,16 @@ def train_diffusion(
     resume: Path | None = None,
     steps: int | None = None,
     progress: bool = True,
+    condition: str | None = None,
+    task: str | Path | None = None,
 ) -> Path:
-    """Train (or resume) EDM latent diffusion on a trained autoencoder's latents; returns the run folder."""
+    """Train (or resume) EDM latent diffusion on a trained autoencoder's latents; returns the run folder.
+
+    With ``condition`` ('explicit' or 'implicit') and ``task`` (a packaged task name or a YAML file), train a
+    conditional baseline of the Anatomica paper: the denoiser also sees each case's moments in the task's
+    domains (``control.conditioning``); config.json records them under "condition"."""
     main = is_main_process()
+    cond_record = None
     if resume is not None:
         run = Path(resume)
         config = _resume_config(run, "latent_diffusion", steps)
@@ -170,6 +211,7 @@ def train_diffusion(
         check_same_data(d, full)
         uc = UNetConfig.from_dict(config["model"]["unet"])
         shift, scale = config["model"]["latent_shift"], config["model"]["latent_scale"]
+        cond_record = config.get("condition")
     else:
         if autoencoder is None or out is None:
             raise AnatomicaError("give --autoencoder and --out (or --resume RUN)")
@@ -178,6 +220,9 @@ def train_diffusion(
         if steps is not None:
             tc = replace(tc, steps=int(steps))
         check_train_config(tc)
+        spec = _condition_spec(condition, task)
+        if spec is not None:  # guidance settings do not concern a conditional model
+            cond_record = {"kind": condition, "task": spec.name, "source": str(task), "spec": spec.model_dump(mode="json", exclude={"guidance"})}
         if main:
             check_output_dir(run, overwrite, f"pass --overwrite to replace the run, or --resume {run} to continue it")
         ae, ae_config = load_autoencoder(autoencoder)
@@ -190,11 +235,17 @@ def train_diffusion(
         if full.label_table != ae_config["data"]["labels"]:
             raise AnatomicaError(f"{d['path']}: label table differs from the one the autoencoder was trained on")
         d = {**d, **data_record(full, d["val_fraction"])}
+    cond = None
+    if cond_record is not None:  # before encoding: a case the task cannot be resolved on fails fast
+        cond, cond_record = _training_conditioning(cond_record, train_set, ae.latent_shape(train_set.shape)[1:])
     latents = encode_dataset(ae, train_set)
     if resume is None:
         shift, scale = latent_normalization(latents)
         latent_shape = list(latents.shape[1:])
-        uc = replace(unet or UNetConfig(), spatial_dims=3, in_channels=latent_shape[0], out_channels=None)
+        if cond is None:
+            uc = replace(unet or UNetConfig(), spatial_dims=3, in_channels=latent_shape[0], out_channels=None)
+        else:  # F([c_in·x, c]) predicts the latent channels only
+            uc = replace(unet or UNetConfig(), spatial_dims=3, in_channels=latent_shape[0] + cond.shape[1], out_channels=latent_shape[0])
         voxel_ml = Frame(d["shape"], d["affine"]).voxel_volume_mm3 / 1000.0
         config = {
             "model": {"unet": uc.to_dict(), "sigma_data": 1.0, "latent_shape": latent_shape, "latent_shift": shift, "latent_scale": scale},
@@ -204,19 +255,21 @@ def train_diffusion(
             "data": d,
             "data_stats": label_volume_stats(train_set.labels, train_set.label_table, voxel_ml),
         }
+        if cond_record is not None:
+            config["condition"] = cond_record
     z = (latents - torch.tensor(shift).reshape(1, -1, 1, 1, 1)) * scale
     torch.manual_seed(tc.seed)  # initial weights (a resumed run overwrites them from the checkpoint)
-    task = DiffusionTask(uc, tc, z, sigma_data=config["model"]["sigma_data"])
-    if resume is None and any(s % task.denoiser.net.downsampling for s in z.shape[2:]):
-        raise AnatomicaError(f"latent size {tuple(z.shape[2:])} is not divisible by the UNet's {task.denoiser.net.downsampling}; use fewer UNet levels")
-    ckpt = resume_checkpoint(run, task, tc.steps) if resume is not None else None
+    lt = DiffusionTask(uc, tc, z, sigma_data=config["model"]["sigma_data"], cond=cond)
+    if resume is None and any(s % lt.denoiser.net.downsampling for s in z.shape[2:]):
+        raise AnatomicaError(f"latent size {tuple(z.shape[2:])} is not divisible by the UNet's {lt.denoiser.net.downsampling}; use fewer UNet levels")
+    ckpt = resume_checkpoint(run, lt, tc.steps) if resume is not None else None
     with _run_folder(run, overwrite, fresh=resume is None and main):
         if resume is None and main:
             write_run_config(run, "latent_diffusion", config)
             save_tensors(run / "autoencoder.safetensors", ae.state_dict(), {"kind": "autoencoder"})
         trainer = make_trainer(run, tc.steps, tc.checkpoint_every, tc.log_every, devices, accelerator, nodes, progress=progress)
-        trainer.fit(task, ckpt_path=ckpt)
+        trainer.fit(lt, ckpt_path=ckpt)
         if trainer.is_global_zero:
-            check_finite_weights(task.ema, "diffusion", trainer.global_step)
-            save_weights(run, task.ema, config, kind="latent_diffusion")
+            check_finite_weights(lt.ema, "diffusion", trainer.global_step)
+            save_weights(run, lt.ema, config, kind="latent_diffusion")
     return run
