@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from anatomica.control.spec import load_task
-from anatomica.data.phantoms import heart
+from anatomica.data.phantoms import get_system
 from anatomica.guided.figures import write_domain_mosaic
 from anatomica.guided.parsers import make_parsing
 from anatomica.guided.run import GuidanceConfig, guided_batch, prior_latents, resolve_per_reference
@@ -47,16 +47,19 @@ L_MODES = [("l-local", r) for r in ("low", "med", "high")] + [("l-coarse", r) fo
 PROFILED = (("V", None), ("L-local/low", "low"), ("L-coarse/low", "low"))
 
 
-def references(size: int, n: int, seed: int, out: Path, keep=None, tag: str = "ref") -> list[tuple[str, LabelMap]]:
-    """Held-out heart phantoms (one seed stream per case, disjoint from the training set's), also saved for reuse;
-    with ``keep``, only cases whose ground-truth flags it accepts."""
+def references(size: int, n: int, seed: int, out: Path, keep=None, tag: str = "ref", system: str = "heart") -> list[tuple[str, LabelMap]]:
+    """Held-out phantoms of ``system`` (one seed stream per case, disjoint from the training set's), also saved for
+    reuse; with ``keep``, only cases whose ground-truth flags it accepts."""
+    generate = get_system(system).generate
     refs, i = [], 0
     while len(refs) < n:
-        lm, flags = heart.generate(np.random.default_rng([seed, i]), size)
+        if i >= 50 * n + 100:
+            raise SystemExit(f"only {len(refs)} of {i} {system} phantoms pass the filter {tag!r}")
+        lm, flags = generate(np.random.default_rng([seed, i]), size)
         i += 1
         if keep is not None and not keep(flags):
             continue
-        path = out / "references" / f"heart_{tag}_{len(refs):03d}.nii.gz"
+        path = out / "references" / f"{system}_{tag}_{len(refs):03d}.nii.gz"
         save_label_map(lm, path, overwrite=True)
         refs.append((path.name, lm))
     return refs
@@ -65,7 +68,10 @@ def references(size: int, n: int, seed: int, out: Path, keep=None, tag: str = "r
 # Real sets that already meet a task's target: FMD / 1-NNA against them ask "does the guided sample look like a
 # real case with that property?", where FMD against all held-out cases also counts the (wanted) shift as a loss.
 _SEPARATED = ("separated", lambda flags: not flags["atria_touching"])
-TARGET_SETS = {"atrial-separation": _SEPARATED, "atrial-separation-volumes": _SEPARATED}
+TARGET_SETS = {"atrial-separation": _SEPARATED, "atrial-separation-volumes": _SEPARATED,
+               "branch-connectivity": ("connected", lambda flags: flags["connected"]),
+               "vertebrae-connectivity": ("connected", lambda flags: flags["column_connected"] and not flags["broken_arches"]),
+               "calcium-count": ("two_deposits", lambda flags: flags["calcium_deposits"] == 2)}
 
 
 def run_config(bundle, tasks, n: int, seed: int, config: GuidanceConfig) -> dict:

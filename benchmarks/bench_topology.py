@@ -1,17 +1,20 @@
-"""Realistic topological control (issue 11, item 9): atrial separation, unguided vs the old setting vs variants.
+"""Realistic topological control (issues 11 and 12): a topological task on its anatomy's model, unguided vs variants.
 
 One command, one thread, the same noise for every configuration (sample i starts from the noise of (seed, i)).
-Per configuration: B0 accuracy of the atria's union on the label map itself (B0 = 2 is the goal) with a 95 %
-bootstrap interval over samples, B0 counts, 1-NNA and FMD of the atria against n held-out heart phantoms (also
-against held-out phantoms whose atria are already separate), and seconds per sample. Writes results.json,
-results.md and a before/after projection figure into --out (and --figure, e.g. docs/img/…).
+Per configuration: B0 / B1 / B2 accuracy of the task's topological domain on the label map itself with 95 %
+bootstrap intervals over samples, the share meeting every Betti target, B0 counts, 1-NNA and FMD of the domain's
+labels against n held-out phantoms of the anatomy (also against held-out phantoms that already meet the target),
+and seconds per sample. Writes results.json, results.md and a before/after projection figure into --out (and
+--figure, e.g. docs/img/…).
 
     .venv/bin/python benchmarks/bench_topology.py --n 32 --out runs/bench_topology
     .venv/bin/python benchmarks/bench_topology.py --n 8 --variants "unguided,old w100,saddle n0.1"   # a quick subset
+    .venv/bin/python benchmarks/bench_topology.py --model aorta32 --system aorta --task branch-connectivity \
+        --variants "unguided=w:0;w30=w:30;packaged=" --n 32
 
 A variant is ``NAME=key:value,key:value`` (or a NAME of ``VARIANTS``): keys parsing (v | l-local/RES |
 l-coarse/RES), w, normalize, clip, recurrence, geo (λ_geo), tau (τ of the topological term), loss (paper | saddle), margin, window (MIN/MAX), task (a task file or
-packaged name; default atrial-separation). Goal (issue 11): B0 ≥ 80 % with 1-NNA ≤ unguided + 0.10 and FMD ≤ 2×
+packaged name; default --task). Goal (issue 11): B0 ≥ 80 % with 1-NNA ≤ unguided + 0.10 and FMD ≤ 2×
 unguided.
 """
 
@@ -52,7 +55,7 @@ VARIANTS = {
 DEFAULT = "unguided,old w100,saddle n0.2,vol3e3 n0.3,packaged"
 
 
-def parse_variant(text: str, steps: int) -> tuple[str, GuidanceConfig, float | None, float | None]:
+def parse_variant(text: str, steps: int, default_task: str = TASK) -> tuple[str, GuidanceConfig, float | None, float | None]:
     """'key:value,…' -> (task name, GuidanceConfig with unspecified options left to the task (``for_task``),
     λ_geo override or None, topological temperature τ override or None)."""
     kv = dict(p.split(":", 1) for p in text.split(",") if p)
@@ -68,21 +71,23 @@ def parse_variant(text: str, steps: int) -> tuple[str, GuidanceConfig, float | N
                          topology_loss=kv.pop("loss", None),
                          topology_margin=float(kv.pop("margin")) if "margin" in kv else None,
                          **({"sigma_min": float(lo), "sigma_max": float(hi)} if lo else {}))
-    task = kv.pop("task", TASK)
+    task = kv.pop("task", default_task)
     if kv:
         raise SystemExit(f"unknown variant keys: {', '.join(kv)}")
     return task, cfg.check(), geo, tau
 
 
 def run_variant(bundle, name: str, text: str, args, refs, held_out, target_refs) -> tuple[dict, list[np.ndarray]]:
-    task_name, cfg, geo, tau = parse_variant(text, args.steps)
+    task_name, cfg, geo, tau = parse_variant(text, args.steps, args.task)
     spec = load_task(task_name)
     if tau is not None:
         spec = spec.model_copy(update={"temperature": tau})
     if geo is not None:
         spec = spec.model_copy(update={"weights": spec.weights.model_copy(update={"geometry": geo})})
     cfg = cfg.for_task(spec)
-    tasks = resolve_per_reference(spec, refs if any(d.targets.is_relative for d in spec.domains) else [], bundle.labels, bundle.shape, bundle.affine)
+    placed = any(d.targets.is_relative or d.placement.kind != "global" for d in spec.domains)  # needs a reference
+    tasks = resolve_per_reference(spec, refs if placed else [], bundle.labels, bundle.shape, bundle.affine)
+    topo = [d for d in tasks[0].domains if d.betti is not None]
     t0 = time.perf_counter()
     labels, betti, seconds = [None] * args.n, [None] * args.n, []
     for k in range(len(tasks)):  # samples of one reference (or all of them) in batches of --batch
@@ -90,31 +95,39 @@ def run_variant(bundle, name: str, text: str, args, refs, held_out, target_refs)
         for j in range(0, len(idx), args.batch):
             for r in guided_batch(bundle, tasks[k], idx[j:j + args.batch], args.seed, cfg, record_unguided=False):
                 labels[r.index] = r.labels
-                betti[r.index] = task_errors(tasks[k], r.labels)["atria"]["betti"]  # on the label map itself
+                errors = task_errors(tasks[k], r.labels)  # Betti numbers of the label map itself
+                betti[r.index] = [errors[d.name]["betti"] for d in topo]
                 seconds.append(r.seconds)
     wall = time.perf_counter() - t0
-    values = sorted({bundle.labels[n] for n in ("heart_atrium_left", "heart_atrium_right")})
-    hits = np.array([b == [2, 0, 0] for b in betti], dtype=float)
-    hits0 = np.array([b[0] == 2 for b in betti], dtype=float)
-    row = {"config": name, "variant": text or "(task defaults)", "task": spec.name, "guidance": cfg.to_dict(),
-           "b0_accuracy": float(hits0.mean()), "b0_ci": share(hits0)["ci95"], "betti_all_accuracy": float(hits.mean()),
-           "b0_counts": np.bincount([min(b[0], 4) for b in betti], minlength=5).tolist(),
+    values = sorted({int(v) for d in topo for v in d.channels})
+    hits = np.array([all(b == list(d.betti) for b, d in zip(bs, topo)) for bs in betti], dtype=float)
+    main = np.array([bs[0] for bs in betti])  # the task's first topological domain
+    target = list(topo[0].betti)
+    per_dim = [share(main[:, d] == target[d]) for d in range(3)]
+    row = {"config": name, "variant": text or "(task defaults)", "task": spec.name, "domain": topo[0].name, "betti_target": target,
+           "guidance": cfg.to_dict(), "b0_accuracy": per_dim[0]["rate"], "b0_ci": per_dim[0]["ci95"],
+           "betti_accuracy": [p["rate"] for p in per_dim], "betti_ci": [p["ci95"] for p in per_dim],
+           "betti_all_accuracy": float(hits.mean()), "betti_all_ci": share(hits)["ci95"],
+           "b0_counts": np.bincount([min(int(b), 4) for b in main[:, 0]], minlength=5).tolist(),
            "seconds_per_sample": float(np.mean(seconds)), "wall_seconds": wall}
     row.update(set_distances(held_out, labels, values, shifts=3))
-    row.update({f"{k}_target": v for k, v in set_distances(target_refs, labels, values).items()})
+    if target_refs is not None:
+        row.update({f"{k}_target": v for k, v in set_distances(target_refs, labels, values).items()})
     return row, labels
 
 
 def table(rows: list[dict]) -> str:
     base = rows[0]
-    head = ("| config | B0 acc. [95 % CI] | B0 counts (0/1/2/3/≥4) | 1-NNA | FMD | 1-NNA vs separated | FMD vs separated | s/sample | goal |\n"
-            "|---|---|---|---|---|---|---|---|---|")
+    head = ("| config | B0 acc. [95 % CI] | B1 acc. | B2 acc. | all Betti targets | B0 counts (0/1/2/3/≥4) | 1-NNA | FMD | "
+            "1-NNA vs target set | FMD vs target set | s/sample | goal |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+    pct = lambda v, ci: f"{100 * v:.1f} % [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"  # noqa: E731
     body = []
     for r in rows:
         goal = r["b0_accuracy"] >= 0.8 and r["one_nna"] <= base["one_nna"] + 0.10 and r["fmd"] <= 2 * base["fmd"]
-        body.append(f"| {r['config']} | {100 * r['b0_accuracy']:.1f} % [{100 * r['b0_ci'][0]:.1f}, {100 * r['b0_ci'][1]:.1f}] | "
-                    f"{'/'.join(map(str, r['b0_counts']))} | {r['one_nna']:.3f} | {r['fmd']:.2f} | {r['one_nna_target']:.3f} | "
-                    f"{r['fmd_target']:.2f} | {r['seconds_per_sample']:.2f} | {'met' if goal and r is not base else ('—' if r is base else 'no')} |")
+        body.append(f"| {r['config']} | {pct(r['betti_accuracy'][0], r['betti_ci'][0])} | {pct(r['betti_accuracy'][1], r['betti_ci'][1])} | "
+                    f"{pct(r['betti_accuracy'][2], r['betti_ci'][2])} | {pct(r['betti_all_accuracy'], r['betti_all_ci'])} | "
+                    f"{'/'.join(map(str, r['b0_counts']))} | {r['one_nna']:.3f} | {r['fmd']:.2f} | {r.get('one_nna_target', float('nan')):.3f} | "
+                    f"{r.get('fmd_target', float('nan')):.2f} | {r['seconds_per_sample']:.2f} | {'met' if goal and r is not base else ('—' if r is base else 'no')} |")
     return "\n".join([head, *body])
 
 
@@ -129,7 +142,9 @@ def main(argv=None) -> int:
     ap.add_argument("--refs", type=int, default=4, help="held-out references for variants whose task has relative targets")
     ap.add_argument("--ref-seed", type=int, default=424242)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--variants", default=DEFAULT, help=f"';'-separated items, each a name of {list(VARIANTS)} (several names may share an item, ','-separated) or NAME=key:value,… (default: {DEFAULT!r})")
+    ap.add_argument("--task", default=TASK, help="the topological task (packaged name or YAML) variants default to")
+    ap.add_argument("--system", default="heart", help="phantom system of the held-out references (the model's anatomy)")
+    ap.add_argument("--variants", default=None, help=f"';'-separated items, each a name of {list(VARIANTS)} (several names may share an item, ','-separated) or NAME=key:value,… (default for atrial-separation: {DEFAULT!r}; for other tasks: 'unguided=w:0;packaged=')")
     ap.add_argument("--figure", type=Path, default=None, help="also write the before/after figure here (e.g. docs/img/atrial_separation_before_after.png)")
     ap.add_argument("--figure-rows", default="unguided,old w100,packaged")
     args = ap.parse_args(argv)
@@ -140,9 +155,13 @@ def main(argv=None) -> int:
 
         args.model = pretrained_path("heart32")
     bundle = load_model(args.model)
-    held_out = references(bundle.shape[0], max(args.n, args.refs), args.ref_seed, args.out)
-    tag, keep = TARGET_SETS["atrial-separation"]
-    target_refs = references(bundle.shape[0], args.n, args.ref_seed + 1, args.out, keep=keep, tag=tag)
+    if args.variants is None:
+        args.variants = DEFAULT if args.task == TASK else "unguided=w:0;packaged="
+    held_out = references(bundle.shape[0], max(args.n, args.refs), args.ref_seed, args.out, system=args.system)
+    target_refs = None
+    if Path(args.task).stem in TARGET_SETS:
+        tag, keep = TARGET_SETS[Path(args.task).stem]
+        target_refs = references(bundle.shape[0], args.n, args.ref_seed + 1, args.out, keep=keep, tag=tag, system=args.system)
     items = [v for part in args.variants.split(";") for v in ([part] if "=" in part else part.split(","))]
     rows, figure = [], {}
     t_all = time.perf_counter()
@@ -157,15 +176,16 @@ def main(argv=None) -> int:
         figure[name] = labels[:6]
         print(json.dumps(row), flush=True)
     wall = time.perf_counter() - t_all
-    md = (f"### atrial separation (n = {args.n}, {args.steps} Heun steps, seed {args.seed}, batch {args.batch}, "
+    md = (f"### {args.task} (n = {args.n}, {args.steps} Heun steps, seed {args.seed}, batch {args.batch}, "
           f"{args.threads} thread, model {args.model}; {wall / 60:.1f} min)\n\n" + table(rows))
     print("\n" + md, flush=True)
     (args.out / "results.json").write_text(json.dumps({"n": args.n, "steps": args.steps, "seed": args.seed, "model": str(args.model),
                                                         "wall_seconds": wall, "rows": rows}, indent=2))
     (args.out / "results.md").write_text(md + "\n")
-    values = sorted({bundle.labels[n] for n in ("heart_atrium_left", "heart_atrium_right")})
+    spec = load_task(args.task)
+    values = sorted({bundle.labels[n] for d in spec.domains if d.targets.betti is not None for n in d.labels})
     chosen = {k: v for k, v in figure.items() if k in args.figure_rows.split(",")} or figure
-    for path in [args.out / "atrial_separation_before_after.png", *([args.figure] if args.figure else [])]:
+    for path in [args.out / f"{Path(args.task).stem.replace('-', '_')}_before_after.png", *([args.figure] if args.figure else [])]:
         projection_figure(chosen, values, path)
     return 0
 
