@@ -1,0 +1,60 @@
+"""Smoke test of benchmarks/bench_paper.py: one row per table on the packaged heart32 (n = 2, 2 steps) into
+tmp_path; the section lands between its markers and every figure cell is a number with an interval or a reason."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_paper.py"
+NUMBER = r"-?\d+(?:\.\d+)?"
+FIGURE = re.compile(rf"^{NUMBER}×? \[(?:{NUMBER}, {NUMBER}|interval undefined)\](?: \(paper {NUMBER}×?\))?$")
+REASONS = {"not trained", "model not packaged", "not run", "not targeted", "V row not run", "no sampling (data)", "failed"}
+ROWS = ("geometric/right-ventricle/unguided", "topological/atrial-separation/unguided", "ablation/heart32/l-local-low")
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_paper", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_paper"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def table_rows(section: str) -> list[list[str]]:
+    """Body rows of every markdown table in the section, as cells."""
+    out = []
+    for line in section.splitlines():
+        if line.startswith("|") and not line.startswith("|---") and " row |" not in line:
+            out.append([c.strip() for c in line.strip().strip("|").split("|")])
+    return out
+
+
+def test_bench_paper_smoke(tmp_path):
+    bench = load_bench()
+    results = tmp_path / "results.md"
+    results.write_text("# Results\n\nkept above\n")
+    args = ["--work", str(tmp_path / "work"), "--n", "2", "--steps", "2", "--batch-size", "2", "--boot", "20",
+            "--rows", ",".join(ROWS), "--results", str(results), "--figures", str(tmp_path / "img")]
+    assert bench.main(args) == 0
+    text = results.read_text()
+    assert text.startswith("# Results\n\nkept above\n")
+    assert text.count(bench.BEGIN) == 1 and text.count(bench.END) == 1
+    section = text[text.index(bench.BEGIN):text.index(bench.END)]
+    for title in ("Geometric control", "Topological control", "Partial decoding"):
+        assert title in section
+    rows = table_rows(section)
+    assert len(rows) >= 3
+    for cells in rows:
+        for c in cells[2:]:
+            assert FIGURE.match(c) or c in REASONS, c
+    ran = [cells for cells in rows if FIGURE.match(cells[2])]
+    assert len(ran) >= 3, "each selected row has numbers (rows sharing a command with one share its numbers)"
+    assert "Goal met?" in section and (tmp_path / "img" / "paper_right-ventricle.png").is_file()
+
+    # Re-running finds every row cached: nothing is sampled again, the section is replaced, not appended.
+    assert bench.main(args) == 0
+    again = results.read_text()
+    assert again.count(bench.BEGIN) == 1 and "0 row(s) sampled now" in again
