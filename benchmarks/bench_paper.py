@@ -266,7 +266,7 @@ def set_distances(real: list[np.ndarray], gen: list[np.ndarray], labels: dict[st
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     nna = one_nna_boot(np.stack(real), np.stack(gen), sorted(labels.values()), affine, n_boot)
     fr, fg = feature_matrix(real, labels, spacing), feature_matrix(gen, labels, spacing)
-    f = bootstrap_two_sample(lambda r, g: fmd_from_features(fr[r], fg[g]), len(fr), len(fg), n_boot)
+    f = bootstrap_two_sample(lambda r, g: fmd_from_features(fr[r], fg[g]), len(fr), len(fg), n_boot, bounds=(0.0, np.inf))
     return {"one_nna": {"value": nna["one_nna"], "ci95": nna["ci95"]}, "fmd": {"value": f["value"], "ci95": f["ci95"]}}
 
 

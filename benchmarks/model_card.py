@@ -51,7 +51,7 @@ def one_nna_boot(real: np.ndarray, gen: np.ndarray, values: list[int], affine: n
         sub[idx[:, None] == idx[None, :]] = np.inf  # the point itself and its resampled copies
         return float(np.mean(is_real[idx][np.argmin(sub, axis=1)] == is_real[idx]))
 
-    out = bootstrap_two_sample(score, nr, len(gen), n_boot)
+    out = bootstrap_two_sample(score, nr, len(gen), n_boot, bounds=(0.0, 1.0))
     return {"one_nna": out["value"], "ci95": out["ci95"]}
 
 
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     card["one_nna_all_foreground"] = one_nna_boot(real, gen, list(labels.values()), affine, a.boot)
     card["one_nna_per_label"] = {k: one_nna_boot(real, gen, [v], affine, a.boot) for k, v in tqdm(labels.items(), desc="1-NNA per label")}
     fr, fg = feature_matrix(list(real), labels, spacing), feature_matrix(list(gen), labels, spacing)
-    f_boot = bootstrap_two_sample(lambda r, g: fmd_from_features(fr[r], fg[g]), len(fr), len(fg), a.boot)
+    f_boot = bootstrap_two_sample(lambda r, g: fmd_from_features(fr[r], fg[g]), len(fr), len(fg), a.boot, bounds=(0.0, np.inf))
     card["fmd"] = {"fmd": f_boot["value"], "ci95": f_boot["ci95"]}
     half = len(test) // 2
     all_real = test.labels.numpy()

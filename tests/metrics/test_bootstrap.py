@@ -39,3 +39,8 @@ def test_two_sample_interval_is_shifted_by_the_resampling_bias():
     spread = lambda r, g: float(1.0 / len(np.unique(g)))  # noqa: E731  grows when resampling repeats items
     out = bootstrap_two_sample(spread, 10, 40, n_boot=300)
     assert out["bias"] > 0 and out["ci95"][0] <= out["value"] <= out["ci95"][1] + 1e-12
+
+
+def test_two_sample_interval_stays_in_the_metric_range():
+    out = bootstrap_two_sample(lambda r, g: float(len(np.unique(r)) == len(r)), 5, 5, n_boot=200, bounds=(0.0, 1.0))
+    assert 0.0 <= out["ci95"][0] <= out["ci95"][1] <= 1.0

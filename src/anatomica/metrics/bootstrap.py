@@ -31,18 +31,20 @@ def bootstrap(metric: Metric, n: int, n_boot: int = 500, seed: int = 0) -> dict:
     return {"value": value, "ci95": percentile_interval(reps), "replicates": reps}
 
 
-def bootstrap_two_sample(metric: TwoSampleMetric, n_real: int, n_gen: int, n_boot: int = 500, seed: int = 0) -> dict:
+def bootstrap_two_sample(metric: TwoSampleMetric, n_real: int, n_gen: int, n_boot: int = 500, seed: int = 0,
+                         bounds: tuple[float, float] = (-np.inf, np.inf)) -> dict:
     """Point value and 95 % interval of a metric of two sets (1-NNA, FMD), both resampled with replacement.
 
     Resampling repeats items, which biases set distances upward (FMD of a resample is larger than of the sets:
     duplicates shrink the fitted covariances), so the percentile interval is shifted by the bootstrap's own bias
-    estimate mean(replicates) − value (Efron & Tibshirani 1993, §10); ``bias`` reports the shift."""
+    estimate mean(replicates) − value (Efron & Tibshirani 1993, §10); ``bias`` reports the shift. The interval is
+    clipped to the metric's range ``bounds`` (1-NNA in [0, 1], FMD ≥ 0), which a shift can leave at small n."""
     value = float(metric(np.arange(n_real), np.arange(n_gen)))
     real, gen = bootstrap_indices(n_real, n_boot, seed), bootstrap_indices(n_gen, n_boot, seed + 1)
     reps = np.array([metric(r, g) for r, g in zip(real, gen)], dtype=np.float64)
     bias = float(np.nanmean(reps) - value) if np.isfinite(reps).any() else 0.0
     lo, hi = percentile_interval(reps)
-    return {"value": value, "ci95": [lo - bias, hi - bias], "bias": bias}
+    return {"value": value, "ci95": [float(np.clip(lo - bias, *bounds)), float(np.clip(hi - bias, *bounds))], "bias": bias}
 
 
 def share(hits, n_boot: int = 2000, seed: int = 0) -> dict:
