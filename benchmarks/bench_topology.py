@@ -49,7 +49,7 @@ VARIANTS = {
     "saddle n0.1 σ≤10": "task:benchmarks/tasks/atrial-separation-paper.yaml,parsing:l-coarse/low,w:1,loss:saddle,normalize:0.1,window:0.05/10",
     "saddle n0.1 rec1": "task:benchmarks/tasks/atrial-separation-paper.yaml,parsing:l-coarse/low,w:1,loss:saddle,normalize:0.1,recurrence:1",
     "saddle n0.2 rec1": "task:benchmarks/tasks/atrial-separation-paper.yaml,parsing:l-coarse/low,w:1,loss:saddle,normalize:0.2,recurrence:1",
-    "vol3e3 n0.3": "task:benchmarks/tasks/atrial-separation-saddle-volumes.yaml,geo:3000,normalize:0.3",
+    "vol3e3 n0.3": "task:benchmarks/tasks/atrial-separation-saddle-volumes.yaml,parsing:l-coarse/low,geo:3000,normalize:0.3",
     "packaged": "",
 }
 DEFAULT = "unguided,old w100,saddle n0.2,vol3e3 n0.3,packaged"
@@ -61,9 +61,9 @@ def parse_variant(text: str, steps: int, default_task: str = TASK) -> tuple[str,
     kv = dict(p.split(":", 1) for p in text.split(",") if p)
     geo = float(kv.pop("geo")) if "geo" in kv else None
     tau = float(kv.pop("tau")) if "tau" in kv else None
-    parsing, _, res = kv.pop("parsing", "l-coarse/low").partition("/")
+    parsing, _, res = kv.pop("parsing", "").partition("/")  # none given: the task's guidance.parsing
     lo, _, hi = kv.pop("window", "").partition("/")
-    cfg = GuidanceConfig(parsing=parsing, resolution=res or None, steps=steps,
+    cfg = GuidanceConfig(parsing=parsing or None, resolution=res or None, steps=steps,
                          scale=float(kv.pop("w")) if "w" in kv else None,
                          normalize=float(kv.pop("normalize")) if "normalize" in kv else None,
                          clip=float(kv.pop("clip")) if "clip" in kv else None,

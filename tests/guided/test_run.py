@@ -112,3 +112,19 @@ def test_a_batch_mixing_references_equals_each_sample_alone(setup, tiny_model):
     for m, a in zip(mixed, alone):
         torch.testing.assert_close(m.latent, a.latent, atol=1e-4, rtol=1e-4)
         assert m.final_potential == pytest.approx(a.final_potential, rel=1e-3, abs=1e-6)
+
+
+def test_the_task_names_the_parsing_used_when_none_is_given():
+    base = "name: t\ndomains:\n  - name: a\n    labels: [left]\n"
+    tuned = parse_task(base + "guidance: {scale: 25, parsing: l-coarse, resolution: med}\n")
+    plain = parse_task(base + "guidance: {scale: 25}\n")
+    picked = GuidanceConfig(parsing=None).for_task(tuned)
+    assert (picked.parsing, picked.resolution_name) == ("l-coarse", "med")
+    assert (GuidanceConfig(parsing=None, resolution="high").for_task(tuned).resolution_name) == "high"
+    assert (GuidanceConfig(parsing="v").for_task(tuned).parsing, GuidanceConfig(parsing="v").for_task(tuned).resolution) == ("v", None)
+    assert GuidanceConfig(parsing="l-local").for_task(tuned).resolution_name == "low"  # the task's preset goes with its parsing
+    assert (GuidanceConfig(parsing=None).for_task(plain).parsing, GuidanceConfig(parsing=None).for_task(plain).resolution_name) == ("l-local", "low")
+    with pytest.raises(AnatomicaError, match="resolution"):
+        parse_task(base + "guidance: {scale: 25, resolution: low}\n")
+    with pytest.raises(AnatomicaError, match="resolution applies to L-parsing"):
+        GuidanceConfig(parsing=None, resolution="low").for_task(parse_task(base + "guidance: {scale: 25, parsing: v}\n"))

@@ -291,6 +291,9 @@ class GuidanceSpec(_Model):
     topological potentials need a far smaller w than geometric ones (docs/results.md)."""
 
     scale: float = Field(ge=0, allow_inf_nan=False)
+    # How the potential reads the anatomy when `anatomica sample` is given no --parsing (measured per task):
+    parsing: Literal["v", "l-local", "l-coarse"] | None = None
+    resolution: Literal["low", "med", "high"] | None = None  # L-parsing preset; only with an L parsing
     # Defaults of the realistic-topology options (issue 11 item 9; `anatomica sample` flags override them):
     sigma_window: tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)]] | None = None  # [MIN, MAX]; MAX may be .inf
     normalize: float | None = Field(None, gt=0)  # ρ: per-step normalized shift (diffusion.guidance)
@@ -307,6 +310,12 @@ class GuidanceSpec(_Model):
         if v is not None and (not np.isfinite(v[0]) or np.isnan(v[1]) or v[0] > v[1]):
             raise ValueError(f"sigma_window needs finite 0 <= MIN <= MAX, got {list(v)}")
         return v
+
+    @model_validator(mode="after")
+    def _resolution_needs_l(self):
+        if self.resolution is not None and self.parsing in (None, "v"):
+            raise ValueError("guidance 'resolution' needs an L 'parsing' (l-local or l-coarse)")
+        return self
 
     @model_validator(mode="after")
     def _one_step_rule(self):

@@ -68,7 +68,7 @@ def condition_record(model: str | Path) -> dict | None:
 def _guidance_options(config: GuidanceConfig) -> list[str]:
     asked = {"--guidance-scale": config.scale is not None, "--fast-gradient": config.fast,
              "--sigma-window": (config.sigma_min, config.sigma_max) != (DEFAULT_SIGMA_MIN, DEFAULT_SIGMA_MAX),
-             "--parsing": config.parsing != GuidanceConfig.parsing, "--resolution": config.resolution is not None,
+             "--parsing": config.parsing not in (None, GuidanceConfig.parsing), "--resolution": config.resolution is not None,
              "--guidance-normalize": config.normalize is not None, "--guidance-clip": config.clip is not None,
              "--recurrence": config.recurrence is not None, "--topology-loss": config.topology_loss is not None,
              "--topology-margin": config.topology_margin is not None}

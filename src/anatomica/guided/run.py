@@ -50,7 +50,7 @@ def autocast(precision: str, device: torch.device | str = "cpu"):
 class GuidanceConfig:
     """How to guide: parsing mode and L resolution, scale w, gradient mode, σ window, sampler and steps."""
 
-    parsing: str = "l-local"
+    parsing: str | None = "l-local"  # None: the task's guidance.parsing (else l-local), as `anatomica sample` asks
     resolution: str | None = None  # L-parsing preset, default 'low'; None for V-parsing
     scale: float | None = None  # w; None = the task's ``guidance.scale``, else DEFAULT_SCALE (see ``for_task``)
     fast: bool = False  # ∇ w.r.t. ẑ0, times c_skip(σ) for the denoiser Jacobian (no backward through the denoiser)
@@ -68,7 +68,7 @@ class GuidanceConfig:
     topology_margin: float | None = None  # m of the saddle loss, in [0, 0.5)
 
     def check(self) -> GuidanceConfig:
-        if self.parsing not in PARSINGS:
+        if self.parsing is not None and self.parsing not in PARSINGS:
             raise AnatomicaError(f"--parsing must be one of {', '.join(PARSINGS)}, got {self.parsing!r}")
         if self.parsing == "v" and self.resolution is not None:
             raise AnatomicaError("--resolution applies to L-parsing only (V-parsing decodes the full volume at the model's resolution)")
@@ -102,11 +102,16 @@ class GuidanceConfig:
 
     def for_task(self, spec: TaskSpec) -> GuidanceConfig:
         """This config with what was left open filled in from the task's ``guidance:`` block: w (else DEFAULT_SCALE),
-        the σ window (when the config has the default one), normalize, recurrence, topology loss and margin."""
+        parsing and resolution (when the parsing is None), the σ window (when the config has the default one),
+        normalize, recurrence, topology loss and margin."""
         g = spec.guidance
         out = self if self.scale is not None else replace(self, scale=g.scale if g is not None else DEFAULT_SCALE)
+        if self.parsing is None:  # the parsing (and its preset) the task was measured with
+            task_parsing = g.parsing if g is not None else None
+            out = replace(out, parsing=task_parsing or "l-local",
+                          resolution=self.resolution or (g.resolution if task_parsing else None))
         if g is None:
-            return out
+            return out.check()
         fill = {}
         if g.sigma_window is not None and (self.sigma_min, self.sigma_max) == (DEFAULT_SIGMA_MIN, DEFAULT_SIGMA_MAX):
             fill["sigma_min"], fill["sigma_max"] = float(g.sigma_window[0]), float(g.sigma_window[1])
@@ -115,7 +120,7 @@ class GuidanceConfig:
                 fill[name] = getattr(g, name)
         if self.normalize is None and self.clip is None:  # the step rule comes from the command line or the task, as a pair
             fill["normalize"], fill["clip"] = g.normalize, g.clip
-        return replace(out, **fill)
+        return replace(out, **fill).check()
 
     @property
     def output_decoder(self) -> str:
@@ -357,7 +362,7 @@ class SamplingRun:
             guiding = {"--reference": self.reference is not None, "--resolution": self.config.resolution is not None,
                        "--guidance-scale": self.config.scale is not None, "--fast-gradient": self.config.fast,
                        "--sigma-window": (self.config.sigma_min, self.config.sigma_max) != (DEFAULT_SIGMA_MIN, DEFAULT_SIGMA_MAX),
-                       "--parsing": self.config.parsing != GuidanceConfig.parsing}
+                       "--parsing": self.config.parsing not in (None, GuidanceConfig.parsing)}
             if any(guiding.values()):
                 raise AnatomicaError("--reference, --parsing, --resolution, --guidance-scale, --fast-gradient and --sigma-window guide a --task; give one")
         self.config.check()
