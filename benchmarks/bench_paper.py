@@ -130,14 +130,15 @@ def slug(text: str) -> str:
 
 
 def l_settings(spec: TaskSpec) -> tuple[str, ...]:
-    """Anatomica-L's parsing for a task: what the task asks (when its YAML says), else L-coarse for topology on
+    """Anatomica-L's parsing for a task: the task's guidance.parsing when it is an L mode, else L-coarse for topology on
     global domains and L-local otherwise (docs/guided_sampling.md, "Which mode for which task"); its resolution
     or the CLI's default, low."""
-    parsing = getattr(spec, "parsing", None)
-    if parsing is None:
-        topo = [d for d in spec.domains if d.targets.betti is not None]
-        parsing = "l-coarse" if topo and all(d.placement.kind == "global" for d in topo) else "l-local"
-    return ("--parsing", parsing, "--resolution", getattr(spec, "resolution", None) or "low")
+    g = spec.guidance
+    if g is not None and g.parsing is not None and g.parsing != "v":
+        return ("--parsing", g.parsing, "--resolution", g.resolution or "low")
+    topo = [d for d in spec.domains if d.targets.betti is not None]
+    parsing = "l-coarse" if topo and all(d.placement.kind == "global" for d in topo) else "l-local"
+    return ("--parsing", parsing, "--resolution", "low")
 
 
 def build_rows(conditional: dict[tuple[str, str], str], packaged: list[str]) -> list[Row]:
