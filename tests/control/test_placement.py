@@ -119,3 +119,36 @@ def test_singular_or_non_finite_affines_are_refused(bad):
 
     with pytest.raises(AnatomicaError, match="affine matrix"):
         ControlDomain.from_matrix((3, 3, 3), bad, [0, 0, 0])
+
+
+def test_explicit_placement_in_mm_is_orthogonal_and_where_asked():
+    """`kind: explicit` with centre_mm / half_size_mm / axes: a box oblique in mm on the anisotropic, non-cubic
+    frame, its centre at the world point, its half extents in mm along the given directions; no reference."""
+    from anatomica.control.spec import parse_task, resolve_task
+
+    c, s = float(np.cos(np.radians(30))), float(np.sin(np.radians(30)))
+    axes = [[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]]
+    text = ("name: t\ndomains:\n  - name: a\n    labels: [blob]\n    grid: [8, 8, 8]\n"
+            f"    placement: {{kind: explicit, centre_mm: [20, 15, 50], half_size_mm: [10, 5, 20], axes: {axes}}}\n")
+    task = resolve_task(parse_task(text), None, {"blob": 1}, SHAPE, FRAME.affine)
+    d = task.domains[0].domain
+    A = world_axes(d)
+    assert np.allclose(np.linalg.norm(A, axis=0), [10, 5, 20])
+    assert angle_deg(A[:, 0], A[:, 1]) == pytest.approx(90.0, abs=1e-6) and angle_deg(A[:, 0], A[:, 2]) == pytest.approx(90.0, abs=1e-6)
+    assert np.allclose(A[:, 0] / 10, axes[0]) and np.allclose(A[:, 1] / 5, axes[1])
+    centre = FRAME.to_world(d.points(torch.float64).numpy().mean(0))
+    assert np.allclose(centre, [20, 15, 50])
+
+
+@pytest.mark.parametrize("fields, message", [
+    ("scale: [0.5, 0.5, 0.5], centre_mm: [1, 1, 1], half_size_mm: [2, 2, 2]", "not both"),
+    ("centre_mm: [1, 1, 1]", "needs both centre_mm and half_size_mm"),
+    ("translation: [0, 0, 0]", "needs scale"),
+    ("centre_mm: [1, 1, 1], half_size_mm: [2, 0, 2]", "must be > 0"),
+])
+def test_explicit_placement_takes_one_form(fields, message):
+    from anatomica.control.spec import parse_task
+    from anatomica.errors import AnatomicaError
+
+    with pytest.raises(AnatomicaError, match=message):
+        parse_task(f"name: t\ndomains:\n  - name: a\n    labels: [blob]\n    placement: {{kind: explicit, {fields}}}\n")

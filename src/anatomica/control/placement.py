@@ -72,6 +72,15 @@ def _domain_mm(size, R: np.ndarray, half: np.ndarray, centre_q: np.ndarray, fram
     return ControlDomain.from_matrix(size, frame.inverse_linear @ R @ np.diag(half), frame.from_metric(centre_q), name)
 
 
+def place_explicit_mm(size, centre_mm: Sequence[float], half_size_mm: Sequence[float], axes: np.ndarray, frame: Frame,
+                      name: str = "explicit") -> ControlDomain:
+    """A domain given in world millimetres: centre (world mm), half extents (mm) along ``axes`` (rows: orthonormal
+    world directions of the template axes); mapped to normalized coordinates through ``frame``, so it stays
+    orthogonal in mm on anisotropic, non-cubic volumes."""
+    q = np.asarray(centre_mm, dtype=np.float64) - frame.to_world(np.zeros(3))  # metric: origin at the volume centre
+    return _domain_mm(size, np.asarray(axes, dtype=np.float64).T, np.asarray(half_size_mm, dtype=np.float64), q, frame, name)
+
+
 def complete_basis(first: np.ndarray | None = None, third: np.ndarray | None = None) -> np.ndarray:
     """A proper rotation whose column 0 is ``first`` (or, if ``third`` is given, whose column 2 is ``third``)."""
     axis = np.asarray(third if third is not None else first, dtype=np.float64)

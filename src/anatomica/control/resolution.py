@@ -107,7 +107,7 @@ def resolve_task(
     domains: list[DomainTask] = []
     for d in spec.domains:
         channels = tuple(int(label_table[n]) for n in d.labels)
-        for dom in d.placement.place(PlacementContext(d, reference, ref_value)):
+        for dom in d.placement.place(PlacementContext(d, reference, ref_value, frame)):
             if dom.inside_fraction() == 0.0:
                 raise AnatomicaError(f"domain {dom.name!r} lies entirely outside the volume (normalized coordinates beyond [-1, 1])")
             _check_betti(dom, d.targets.betti)

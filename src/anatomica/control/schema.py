@@ -16,10 +16,10 @@ from typing import Annotated, Literal, Union
 import numpy as np
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from anatomica.control.domain import ORTHO_TOL, ControlDomain, place_global
-from anatomica.control.placement import contact_region, place_box, place_lines, place_planes
+from anatomica.control.placement import contact_region, place_box, place_explicit_mm, place_lines, place_planes
 from anatomica.coords import voxel_to_normalized
 from anatomica.errors import AnatomicaError
 from anatomica.frame import Frame
@@ -44,6 +44,7 @@ class PlacementContext:
     domain: DomainSpec
     reference: object | None  # a LabelMap (array, affine, labels)
     value_of: Callable[[str], int]
+    volume: Frame | None = None  # the frame of the volumes the task applies to (mm placements without a reference)
 
     def require_reference(self, kind: str) -> None:
         if self.reference is None:
@@ -160,35 +161,54 @@ class LinesPlacement(_Model):
 
 
 class ExplicitPlacement(_Model):
-    """X = R·diag(s)·X_temp + t given directly, in normalized coordinates (the ControlDomain YAML fields)."""
+    """A domain given directly: in normalized coordinates, X = R·diag(s)·X_temp + t (``rotation``, ``scale``,
+    ``translation``, the ControlDomain fields), or in world millimetres (``centre_mm``, ``half_size_mm`` and
+    ``axes``: rows are orthonormal world directions of the template axes), mapped through the volume's frame so
+    the domain is orthogonal in mm whatever the spacing and shape."""
 
     kind: Literal["explicit"]
     rotation: Mat3 = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
-    scale: Vec3
+    scale: Vec3 | None = None
     translation: Vec3 = (0.0, 0.0, 0.0)
+    centre_mm: Vec3 | None = None
+    half_size_mm: Vec3 | None = None
+    axes: Mat3 = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 
-    @field_validator("scale")
+    @field_validator("scale", "half_size_mm")
     @classmethod
-    def _positive(cls, v):
-        if min(v) <= 0:
-            raise ValueError(f"scale must be > 0 on every axis, got {list(v)}")
+    def _positive(cls, v, info: ValidationInfo):
+        if v is not None and min(v) <= 0:
+            raise ValueError(f"{info.field_name} must be > 0 on every axis, got {list(v)}")
         return v
 
-    @field_validator("rotation")
+    @field_validator("rotation", "axes")
     @classmethod
-    def _orthonormal(cls, v):
+    def _orthonormal(cls, v, info: ValidationInfo):
         R = np.asarray(v, dtype=np.float64)
         err = np.abs(R.T @ R - np.eye(3)).max()
         if err > ORTHO_TOL:
-            raise ValueError(f"rotation is not orthonormal (max |RᵀR − I| = {err:.3g})")
+            raise ValueError(f"{info.field_name} is not orthonormal (max |RᵀR − I| = {err:.3g})")
         if np.linalg.det(R) < 0:
-            raise ValueError("rotation has determinant −1 (a reflection), use a proper rotation")
+            raise ValueError(f"{info.field_name} has determinant −1 (a reflection), use a proper rotation")
         return v
+
+    @model_validator(mode="after")
+    def _one_form(self):
+        metric = self.centre_mm is not None or self.half_size_mm is not None
+        if metric and self.scale is not None:
+            raise ValueError("an explicit placement takes scale (normalized) or centre_mm + half_size_mm (mm), not both")
+        if metric and (self.centre_mm is None or self.half_size_mm is None):
+            raise ValueError("a placement in mm needs both centre_mm and half_size_mm")
+        if not metric and self.scale is None:
+            raise ValueError("an explicit placement needs scale (normalized coordinates) or centre_mm + half_size_mm (mm)")
+        return self
 
     def labels_used(self) -> list[str]:
         return []
 
     def place(self, ctx: PlacementContext) -> list[ControlDomain]:
+        if self.centre_mm is not None:
+            return [place_explicit_mm(ctx.domain.grid, self.centre_mm, self.half_size_mm, np.asarray(self.axes), ctx.volume, ctx.domain.name)]
         return [ControlDomain(ctx.domain.grid, self.rotation, self.scale, self.translation, ctx.domain.name)]
 
 
