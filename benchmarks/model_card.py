@@ -113,8 +113,8 @@ def main(argv=None) -> int:
     card["fmd"] = {"fmd": f_boot["value"], "ci95": f_boot["ci95"]}
     half = len(test) // 2
     all_real = test.labels.numpy()
-    card["fmd_real_half_vs_half"] = fmd_from_features(feature_matrix(list(all_real[:half]), labels, spacing),
-                                                      feature_matrix(list(all_real[half:]), labels, spacing))
+    card["fmd_real_half_vs_half"] = (fmd_from_features(feature_matrix(list(all_real[:half]), labels, spacing),
+                                                       feature_matrix(list(all_real[half:]), labels, spacing)) if half >= 2 else None)
     voxel_ml = float(np.prod(spacing)) / 1000.0
 
     def volumes(arr: np.ndarray, v: int) -> dict:
@@ -136,7 +136,7 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|")
     md = ae_metrics["mean_foreground_dice"]
     print(f"| {a.model} | {md['conv']:.3f} / {md['field']:.3f} | {nna['one_nna']:.3f} [{nna['ci95'][0]:.3f}, {nna['ci95'][1]:.3f}] "
-          f"| {f['fmd']:.1f} [{f['ci95'][0]:.1f}, {f['ci95'][1]:.1f}] ({card['fmd_real_half_vs_half']:.1f}) "
+          f"| {f['fmd']:.1f} [{f['ci95'][0]:.1f}, {f['ci95'][1]:.1f}] ({card['fmd_real_half_vs_half'] or float('nan'):.1f}) "
           f"| {100 * t['samples']['rate']:.1f} % [{100 * t['samples']['ci95'][0]:.1f}, {100 * t['samples']['ci95'][1]:.1f}] "
           f"| {100 * t['data']['rate']:.1f} % [{100 * t['data']['ci95'][0]:.1f}, {100 * t['data']['ci95'][1]:.1f}] |")
     print({k: round(v["one_nna"], 3) for k, v in card["one_nna_per_label"].items()}, f"wall {card['wall_seconds']:.0f} s")

@@ -48,6 +48,8 @@ def main(argv=None) -> int:
     ap.add_argument("--anatomy", required=True)
     ap.add_argument("--recipe", required=True, help="how the training data was made (replaces build-machine paths)")
     ap.add_argument("--ae-recipe", default=None, help="how the autoencoder was trained, when not one `train autoencoder` run")
+    ap.add_argument("--root", type=Path, default=ROOT, help="where packaged models live (default: the package's pretrained/)")
+    ap.add_argument("--logs", type=Path, default=DOCS_LOGS, help="where the training logs are copied")
     a = ap.parse_args(argv)
 
     ldm_state, cfg = prior_state(a.prior, a.step)
@@ -68,7 +70,7 @@ def main(argv=None) -> int:
     cfg["data"] = {**cfg["data"], "path": None, "recipe": a.recipe}
     cfg["anatomy"] = a.anatomy
 
-    out = ROOT / a.name
+    out = a.root / a.name
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -77,11 +79,11 @@ def main(argv=None) -> int:
     write_json(cfg, out / "config.json")
     for p in out.iterdir():
         p.chmod(0o644)
-    DOCS_LOGS.mkdir(parents=True, exist_ok=True)
+    a.logs.mkdir(parents=True, exist_ok=True)
     for part, run in (("autoencoder", ae_run), ("diffusion", a.prior)):
         log = run / "logs" / "csv" / "metrics.csv"
         if log.is_file():
-            shutil.copy(log, DOCS_LOGS / f"{a.name}_{part}.csv")
+            shutil.copy(log, a.logs / f"{a.name}_{part}.csv")
     size = sum(p.stat().st_size for p in out.iterdir()) / 1e6
     print(f"wrote {out} ({size:.1f} MB): {sorted(p.name for p in out.iterdir())}")
     return 0

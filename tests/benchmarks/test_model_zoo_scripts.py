@@ -1,0 +1,53 @@
+"""benchmarks/package_model.py and model_card.py on the tiny model: a packaged copy loads in half precision and
+samples like the run; its card holds finite figures in range and the task-topology rates of samples and data."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from anatomica.guided.run import prior_latents
+from anatomica.io.checkpoint import load_tensors, read_config
+from anatomica.model import load_model
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def load(name: str):
+    sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_package_then_card(tmp_path, tiny_model):
+    torch.set_num_threads(1)
+    package = load("package_model")
+    assert package.main(["tiny", "--prior", str(tiny_model["ldm"]), "--anatomy", "toy", "--recipe", "8 toy cases",
+                         "--root", str(tmp_path), "--logs", str(tmp_path / "logs")]) == 0
+    folder = tmp_path / "tiny"
+    config = read_config(folder)
+    assert config["anatomy"] == "toy" and config["data"]["path"] is None and config["autoencoder"]["source"] is None
+    state, _ = load_tensors(folder / "model.safetensors")
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    a, b = load_model(tiny_model["ldm"]), load_model(folder)
+    za, zb = prior_latents(a, [0, 1], 0, 3), prior_latents(b, [0, 1], 0, 3)
+    assert torch.allclose(za, zb, atol=0.05)  # half-precision weights, fp32 modules
+
+    card = load("model_card")
+    assert card.main([str(folder), "--test", str(tiny_model["references"]), "--task", str(tiny_model["topological"]),
+                      "--n", "2", "--steps", "2", "--boot", "20", "--batch", "2"]) == 0
+    c = json.loads((folder / "card.json").read_text())
+    nna = c["one_nna_all_foreground"]
+    assert 0.0 <= nna["ci95"][0] <= nna["ci95"][1] <= 1.0 and 0.0 <= nna["one_nna"] <= 1.0
+    assert np.isfinite(c["fmd"]["fmd"]) and c["fmd"]["ci95"][0] >= 0.0
+    for who in ("samples", "data"):
+        assert 0.0 <= c["task_topology"][who]["rate"] <= 1.0 and c["task_topology"][who]["n"] == 2
+    dice = json.loads((folder / "autoencoder_metrics.json").read_text())["mean_foreground_dice"]
+    assert set(dice) == {"conv", "field"} and all(0.0 <= v <= 1.0 for v in dice.values())
