@@ -55,6 +55,15 @@ def one_nna_boot(real: np.ndarray, gen: np.ndarray, values: list[int], affine: n
     return {"one_nna": out["value"], "ci95": out["ci95"]}
 
 
+def held_out_description(folder: Path) -> str:
+    """What the held-out set is, from its dataset.json (phantoms record their system, size and seed)."""
+    d = json.loads((folder / "dataset.json").read_text())
+    if "system" in d:
+        return (f"{d.get('numTraining')} {d['system']} phantoms `anatomica phantoms --system {d['system']} --n {d.get('numTraining')} "
+                f"--size {d.get('size')} --seed {d.get('seed')}` (not used in training)")
+    return f"{d.get('numTraining')} cases of {d.get('name', folder.name)}"
+
+
 def topology_hits(arrays: np.ndarray, affine: np.ndarray, labels: dict[str, int], task_name: str) -> np.ndarray:
     """Whether each label map meets every Betti target of the task, the map placing the domains itself."""
     spec = load_task(task_name)
@@ -69,9 +78,10 @@ def topology_hits(arrays: np.ndarray, affine: np.ndarray, labels: dict[str, int]
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("model", help="packaged model name or run folder")
-    ap.add_argument("--test", required=True, type=Path, help="held-out phantoms (anatomica phantoms --seed 1)")
-    ap.add_argument("--task", required=True, help="the anatomy's topological task")
+    ap.add_argument("model", nargs="?", help="packaged model name or run folder")
+    ap.add_argument("--test", type=Path, help="held-out phantoms (anatomica phantoms --seed 1)")
+    ap.add_argument("--task", help="the anatomy's topological task")
+    ap.add_argument("--summary", action="store_true", help="only print the markdown table of every packaged model's card")
     ap.add_argument("--n", type=int, default=64, help="samples and held-out phantoms compared")
     ap.add_argument("--steps", type=int, default=32, help="Heun steps of the unguided samples")
     ap.add_argument("--seed", type=int, default=0)
@@ -80,6 +90,11 @@ def main(argv=None) -> int:
     ap.add_argument("--decoder", default="conv", choices=["conv", "field"])
     ap.add_argument("--out-dir", type=Path, default=None, help="where card.json goes (default: the model folder)")
     a = ap.parse_args(argv)
+    if a.summary:
+        print(summary_table())
+        return 0
+    if a.model is None or a.test is None or a.task is None:
+        ap.error("MODEL, --test and --task are needed (or --summary)")
     torch.set_num_threads(1)
     t0 = time.time()
     folder = resolve_model(a.model)
@@ -90,7 +105,7 @@ def main(argv=None) -> int:
 
     dice = reconstruction_dice(b.autoencoder, test)
     ae_metrics = {"weights": "as shipped (half precision, loaded as fp32)",
-                  "held_out": {"data": str(a.test.name), "n_cases": len(test), "dice": dice},
+                  "held_out": {"data": held_out_description(a.test), "n_cases": len(test), "dice": dice},
                   "mean_foreground_dice": {k: float(np.mean(list(v.values()))) for k, v in dice.items()}}
 
     gen = []
@@ -105,7 +120,7 @@ def main(argv=None) -> int:
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
 
     card: dict = {"model": a.model, "n_per_side": int(len(real)), "sampler": f"heun, {a.steps} steps, seed {a.seed}",
-                  "decoder": a.decoder, "held_out": str(a.test.name), "bootstrap": a.boot}
+                  "decoder": a.decoder, "held_out": held_out_description(a.test), "bootstrap": a.boot}
     card["one_nna_all_foreground"] = one_nna_boot(real, gen, list(labels.values()), affine, a.boot)
     card["one_nna_per_label"] = {k: one_nna_boot(real, gen, [v], affine, a.boot) for k, v in tqdm(labels.items(), desc="1-NNA per label")}
     fr, fg = feature_matrix(list(real), labels, spacing), feature_matrix(list(gen), labels, spacing)
@@ -131,16 +146,36 @@ def main(argv=None) -> int:
     (out_dir / "card.json").write_text(json.dumps(card, indent=1) + "\n")
     (out_dir / "autoencoder_metrics.json").write_text(json.dumps(ae_metrics, indent=2) + "\n")
 
-    nna, f, t = card["one_nna_all_foreground"], card["fmd"], card["task_topology"]
-    print(f"| model | Dice conv / field | 1-NNA [95 % CI] | FMD [95 % CI] (data vs data) | {a.task}: samples | data |")
-    print("|---|---|---|---|---|---|")
-    md = ae_metrics["mean_foreground_dice"]
-    print(f"| {a.model} | {md['conv']:.3f} / {md['field']:.3f} | {nna['one_nna']:.3f} [{nna['ci95'][0]:.3f}, {nna['ci95'][1]:.3f}] "
-          f"| {f['fmd']:.1f} [{f['ci95'][0]:.1f}, {f['ci95'][1]:.1f}] ({card['fmd_real_half_vs_half'] or float('nan'):.1f}) "
-          f"| {100 * t['samples']['rate']:.1f} % [{100 * t['samples']['ci95'][0]:.1f}, {100 * t['samples']['ci95'][1]:.1f}] "
-          f"| {100 * t['data']['rate']:.1f} % [{100 * t['data']['ci95'][0]:.1f}, {100 * t['data']['ci95'][1]:.1f}] |")
+    print(HEADER + "\n" + row(a.model, card, ae_metrics))
     print({k: round(v["one_nna"], 3) for k, v in card["one_nna_per_label"].items()}, f"wall {card['wall_seconds']:.0f} s")
     return 0
+
+
+HEADER = ("| model | Dice conv / field (held-out) | 1-NNA [95 % CI] | FMD [95 % CI] (data vs data) | task | task topology: samples | data |\n"
+          "|---|---|---|---|---|---|---|")
+
+
+def row(name: str, card: dict, ae_metrics: dict) -> str:
+    """One markdown row of a model's card."""
+    nna, f, t = card["one_nna_all_foreground"], card["fmd"], card["task_topology"]
+    md = ae_metrics["mean_foreground_dice"]
+    pct = lambda r: f"{100 * r['rate']:.1f} % [{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}]"  # noqa: E731
+    half = card.get("fmd_real_half_vs_half")
+    return (f"| {name} | {md['conv']:.3f} / {md['field']:.3f} | {nna['one_nna']:.3f} [{nna['ci95'][0]:.3f}, {nna['ci95'][1]:.3f}] "
+            f"| {f['fmd']:.1f} [{f['ci95'][0]:.1f}, {f['ci95'][1]:.1f}] ({'—' if half is None else f'{half:.1f}'}) | `{t['task']}` "
+            f"| {pct(t['samples'])} | {pct(t['data'])} |")
+
+
+def summary_table() -> str:
+    """The cards of every packaged model (n per side, sampler) as one markdown table."""
+    from anatomica.pretrained import packaged_card, packaged_models, pretrained_path
+
+    lines = [HEADER]
+    for name in packaged_models():
+        card, metrics = packaged_card(name), pretrained_path(name) / "autoencoder_metrics.json"
+        if card is not None and metrics.is_file():
+            lines.append(row(name, card, json.loads(metrics.read_text())))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ run() { stamp "start: $*"; local t0=$SECONDS; "$@"; stamp "done in $((SECONDS - 
 [ -f "$WORK/data/dataset.json" ] || run $A phantoms --system "$SYSTEM" --n 200 --size "$SIZE" --seed 0 --out "$WORK/data"
 [ -f "$WORK/test/dataset.json" ] || run $A phantoms --system "$SYSTEM" --n 100 --size "$SIZE" --seed 1 --out "$WORK/test"
 if [ ! -f "$WORK/ae/metrics.json" ]; then
-  if [ -f "$WORK/ae/checkpoints/last.safetensors" ]; then run $A train autoencoder --resume "$WORK/ae" $T
+  if [ -f "$WORK/ae/checkpoints/last.safetensors" ]; then run $A train autoencoder --resume "$WORK/ae" --steps "$AE_STEPS" $T
   else run $A train autoencoder --data "$WORK/data" --out "$WORK/ae" --steps "$AE_STEPS" --batch-size 4 --lr 1e-3 \
       --channels 16,32,32 --field-features 32 --boundary-fraction 0.25 --checkpoint-every 200 --seed 0 $T; fi
 fi
