@@ -14,9 +14,9 @@ CARD = {"one_nna_all_foreground": {"one_nna": 0.61, "ci95": [0.52, 0.70]}, "n_pe
 
 
 def test_realism_cells():
-    assert _realism(None) == ("—", "—", "—")
-    nna, fmd, topo = _realism(CARD)
-    assert nna == "0.61 [0.52, 0.70] (n=64)" and fmd == "12.3 [9.0, 20.1]" and topo == "calcium-count: 25 % / 28 %"
+    assert _realism(None) == ("—", "—", "—", "—")
+    nna, fmd, task, topo = _realism(CARD)
+    assert nna == "0.61 [0.52, 0.70] (n=64)" and fmd == "12.3 [9.0, 20.1]" and task == "calcium-count" and topo == "25 % / 28 %"
 
 
 def test_models_json_lists_every_packaged_model_with_its_card(capsys):

@@ -26,22 +26,22 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
         return
     table = Table(title="packaged models (`--model NAME`)")
     for col in ("name", "anatomy", "grid", "voxel mm", "labels", "Dice conv / field", "prior steps", "1-NNA [95 % CI]", "FMD [95 % CI]",
-                "task topology: samples / data"):
-        table.add_column(col, justify="left" if col in ("name", "anatomy", "labels") else "right")
+                "topological task", "meets it: samples / data"):
+        table.add_column(col, justify="left" if col in ("name", "anatomy", "topological task") else "right")
     for c in cards:
         dice = c["reconstruction_dice"]
         table.add_row(c["name"], c["anatomy"], "×".join(map(str, c["shape"])), "×".join(f"{s:g}" for s in c["spacing_mm"]),
-                      ", ".join(c["labels"]), f"{dice['conv']:.3f} / {dice['field']:.3f}" if dice else "—", str(c["diffusion_steps"]),
+                      str(len(c["labels"])), f"{dice['conv']:.3f} / {dice['field']:.3f}" if dice else "—", str(c["diffusion_steps"]),
                       *_realism(c["realism"]))
-    Console(width=max(Console().width, 140)).print(table)
+    Console(width=max(Console().width, 175)).print(table)
 
 
-def _realism(card: dict | None) -> tuple[str, str, str]:
-    """The card's 1-NNA, FMD and task-topology cells ("—" when the model was not measured)."""
+def _realism(card: dict | None) -> tuple[str, str, str, str]:
+    """The card's 1-NNA, FMD, task and task-topology cells ("—" when the model was not measured)."""
     if card is None:
-        return "—", "—", "—"
+        return "—", "—", "—", "—"
     nna, f, t = card["one_nna_all_foreground"], card["fmd"], card["task_topology"]
     pct = lambda r: f"{100 * r['rate']:.0f} %"  # noqa: E731
     return (f"{nna['one_nna']:.2f} [{nna['ci95'][0]:.2f}, {nna['ci95'][1]:.2f}] (n={card['n_per_side']})",
             f"{f['fmd']:.1f} [{f['ci95'][0]:.1f}, {f['ci95'][1]:.1f}]",
-            f"{t['task']}: {pct(t['samples'])} / {pct(t['data'])}")
+            t["task"], f"{pct(t['samples'])} / {pct(t['data'])}")
