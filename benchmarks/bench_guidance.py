@@ -229,7 +229,7 @@ def sweep_table(rows: list[dict], topo: bool) -> str:
                 f"{fmt(r['fmd'])} | {r['seconds_per_sample']:.2f} |" for r in rows]
     else:
         head = "| config | mass L1 ×1e5 | centroid L1 ×1e4 | cov. L1 ×1e5 | 1-NNA | FMD | s/sample |\n|---|---|---|---|---|---|---|"
-        body = [f"| {r['config']} | {fmt(r['mass_l1'], 1e5, 0)} | {fmt(r['centroid_l1'], 1e4, 0)} | {fmt(r['covariance_l1'], 1e5, 0)} | "
+        body = [f"| {r['config']} | {fmt(r.get('mass_l1'), 1e5, 0)} | {fmt(r.get('centroid_l1'), 1e4, 0)} | {fmt(r.get('covariance_l1'), 1e5, 0)} | "
                 f"{r['one_nna']:.3f} | {fmt(r['fmd'])} | {r['seconds_per_sample']:.2f} |" for r in rows]
     return "\n".join([head, *body])
 
