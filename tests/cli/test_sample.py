@@ -81,6 +81,17 @@ def test_the_task_default_guidance_scale_applies_unless_the_option_is_given(tiny
         assert any(c["guided"] for c in rep["potential"]["calls"]) == (expected > 0)
 
 
+def test_the_task_names_the_parsing_unless_the_option_is_given(tiny_model, tmp_path, capsys):
+    task = tmp_path / "with_parsing.yaml"
+    task.write_text(tiny_model["topological"].read_text() + "guidance: {scale: 7, parsing: l-coarse, resolution: med}\n")
+    for extra, expected in (([], ("l-coarse", "med")), (["--parsing", "v"], ("v", None)), (["--resolution", "low"], ("l-coarse", "low"))):
+        out = tmp_path / f"run_{len(extra)}_{expected[0]}"
+        code, _, err = run_cli(["sample", "--model", tiny_model["ldm"], "--task", task, "--n", 1, "--steps", 2, "--out", out, *extra], capsys)
+        assert code == 0, err
+        rep = json.loads((out / "reports" / "sample_000.json").read_text())
+        assert (rep["guidance"]["parsing"], rep["guidance"]["resolution"]) == expected
+
+
 def test_every_bad_task_or_option_is_one_clear_line(tiny_model, tmp_path, capsys):
     ldm, geo = tiny_model["ldm"], tiny_model["geometric"]
     ref = tiny_model["references"] / "labelsTr" / "toy_000.nii.gz"
