@@ -41,7 +41,7 @@ from anatomica.io.nifti import LabelMap, save_label_map
 from anatomica.metrics.fmd import feature_matrix, feature_names, fmd_from_features, standardize
 from anatomica.metrics.geometry import betti_accuracy, task_errors
 from anatomica.metrics.nna import one_nna_label_maps
-from anatomica.model import load_model
+from anatomica.model import load_model, resolve_model
 
 L_MODES = [("l-local", r) for r in ("low", "med", "high")] + [("l-coarse", r) for r in ("low", "med", "high")]
 PROFILED = (("V", None), ("L-local/low", "low"), ("L-coarse/low", "low"))
@@ -240,7 +240,7 @@ def fmt(x, scale=1.0, digits=2):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", type=Path, default=None, help="a trained run (default: the packaged heart32 model)")
+    ap.add_argument("--model", default="heart32", help="a trained run folder or a packaged model name (default: heart32)")
     ap.add_argument("--out", type=Path, default=Path("runs/bench_guidance"))
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--steps", type=int, default=20)
@@ -260,10 +260,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.model is None:
-        from anatomica.pretrained import pretrained_path
-
-        args.model = pretrained_path("heart32")
+    args.model = resolve_model(args.model)  # recorded as the folder it names
     bundle = load_model(args.model)
     held_out = references(bundle.shape[0], max(args.n, args.refs), args.ref_seed, args.out)  # FMD / 1-NNA real set, size n
     refs = held_out[: args.refs]

@@ -211,10 +211,6 @@ def read_maps(folder: Path) -> list[tuple[str, LabelMap]]:
 # --- running and measuring one row ---------------------------------------------------------------------------------
 
 
-def needs_reference(spec: TaskSpec) -> bool:
-    return any(d.placement.kind not in ("global", "explicit") or d.targets.is_relative for d in spec.domains)
-
-
 def anatomica_command() -> list[str]:
     """The CLI a user runs: the venv's ``anatomica`` script beside this Python, else ``python -m anatomica``."""
     exe = Path(sys.executable).parent / "anatomica"
@@ -619,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def sets(r: Row) -> tuple[Path | None, Path]:
         refs, comp = frames.get(r.model) or heart32  # a conditional run is a heart32-sized baseline
-        return (refs if needs_reference(load_task(r.task)) else None), comp
+        return (refs if load_task(r.task).needs_reference else None), comp
 
     keys: dict[str, str] = {}  # row id -> cache folder; rows with the same command share one (RV's L row, L local/low)
     for r in rows:

@@ -36,7 +36,7 @@ from anatomica.control.spec import load_task  # noqa: E402
 from anatomica.guided.run import GuidanceConfig, guided_batch, resolve_per_reference  # noqa: E402
 from anatomica.metrics.bootstrap import share  # noqa: E402
 from anatomica.metrics.geometry import task_errors  # noqa: E402
-from anatomica.model import load_model  # noqa: E402
+from anatomica.model import load_model, resolve_model  # noqa: E402
 
 TASK = "atrial-separation"
 VARIANTS = {
@@ -85,8 +85,7 @@ def run_variant(bundle, name: str, text: str, args, refs, held_out, target_refs)
     if geo is not None:
         spec = spec.model_copy(update={"weights": spec.weights.model_copy(update={"geometry": geo})})
     cfg = cfg.for_task(spec)
-    placed = any(d.targets.is_relative or d.placement.kind != "global" for d in spec.domains)  # needs a reference
-    tasks = resolve_per_reference(spec, refs if placed else [], bundle.labels, bundle.shape, bundle.affine)
+    tasks = resolve_per_reference(spec, refs if spec.needs_reference else [], bundle.labels, bundle.shape, bundle.affine)
     topo = [d for d in tasks[0].domains if d.betti is not None]
     t0 = time.perf_counter()
     labels, betti, seconds = [None] * args.n, [None] * args.n, []
@@ -133,7 +132,7 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", type=Path, default=None, help="a trained run (default: the packaged heart32 model)")
+    ap.add_argument("--model", default="heart32", help="a trained run folder or a packaged model name (default: heart32)")
     ap.add_argument("--out", type=Path, default=Path("runs/bench_topology"))
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--steps", type=int, default=20)
@@ -150,10 +149,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.model is None:
-        from anatomica.pretrained import pretrained_path
-
-        args.model = pretrained_path("heart32")
+    args.model = resolve_model(args.model)  # recorded as the folder it names
     bundle = load_model(args.model)
     if args.variants is None:
         args.variants = DEFAULT if args.task == TASK else "unguided=w:0;packaged="

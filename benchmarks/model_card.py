@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from anatomica.control.spec import load_task, resolve_task
 from anatomica.data.datasets import load_label_dataset
+from anatomica.frame import Frame
 from anatomica.guided.run import decode_labels, prior_latents
 from anatomica.io.nifti import LabelMap
 from anatomica.metrics.bootstrap import bootstrap_two_sample, share
@@ -117,7 +118,8 @@ def main(argv=None) -> int:
     t_sample = time.time() - t0
     real = test.labels[: a.n].numpy()
     affine = np.asarray(test.affine)
-    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    frame = Frame(test.shape, affine)
+    spacing = frame.spacing
 
     card: dict = {"model": a.model, "n_per_side": int(len(real)), "sampler": f"heun, {a.steps} steps, seed {a.seed}",
                   "decoder": a.decoder, "held_out": held_out_description(a.test), "bootstrap": a.boot}
@@ -130,7 +132,7 @@ def main(argv=None) -> int:
     all_real = test.labels.numpy()
     card["fmd_real_half_vs_half"] = (fmd_from_features(feature_matrix(list(all_real[:half]), labels, spacing),
                                                        feature_matrix(list(all_real[half:]), labels, spacing)) if half >= 2 else None)
-    voxel_ml = float(np.prod(spacing)) / 1000.0
+    voxel_ml = frame.voxel_volume_mm3 / 1000.0
 
     def volumes(arr: np.ndarray, v: int) -> dict:
         ml = (arr == v).reshape(len(arr), -1).sum(1) * voxel_ml

@@ -219,3 +219,11 @@ def test_non_finite_numbers_and_huge_grids_are_one_line_errors(text, message):
 def test_geometry_temperature_reaches_the_task():
     task = resolve("name: x\ntemperature: 3.0\ngeometry_temperature: 1.5\ndomains:\n  - {name: a, labels: [aorta], targets: {betti: [1, 0, 0]}}\n")
     assert task.temperature == 3.0 and task.geometry_temperature == 1.5
+
+
+def test_a_task_says_whether_it_needs_a_reference():
+    assert not load_task("atrial-separation").needs_reference  # global domains, absolute targets
+    assert load_task("right-ventricle").needs_reference  # a box placed on the reference, relative targets
+    assert load_task("branch-connectivity").needs_reference  # a box, absolute Betti target
+    explicit = parse_task("name: x\ndomains:\n  - name: a\n    labels: [aorta]\n    placement: {kind: explicit, scale: [0.5, 0.5, 0.5]}\n")
+    assert not explicit.needs_reference

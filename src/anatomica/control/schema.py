@@ -370,6 +370,12 @@ class TaskSpec(_Model):
             raise ValueError(f"domain names must be unique, repeated: {', '.join(dup)}")
         return v
 
+    @property
+    def needs_reference(self) -> bool:
+        """Whether resolving the task needs a reference segmentation: a placement computed from one (box, planes,
+        lines) or a target relative to it."""
+        return any(d.placement.kind not in ("global", "explicit") or d.targets.is_relative for d in self.domains)
+
 
 # --- loading -----------------------------------------------------------------------------------------------
 
