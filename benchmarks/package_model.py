@@ -2,7 +2,8 @@
 
 The diffusion run's EMA weights (its final weights, or checkpoint step ``--step``) and its autoencoder (or
 ``--autoencoder AE``: decoders fine-tuned on the *same frozen encoder*, checked tensor by tensor) are stored in half
-precision (the loader copies them into fp32 modules); build-machine paths are replaced by the recipe text; the
+precision (the loader copies them into fp32 modules); an autoencoder whose decoders were trained on a finer grid
+(``train autoencoder --upscale``) makes the model write that grid (``heart64``); build-machine paths are replaced by the recipe text; the
 training logs (Lightning CSV) go to docs/logs/NAME_*.csv.
 
     .venv/bin/python benchmarks/package_model.py aorta32 --prior WORK/ldm --anatomy aorta \\
@@ -67,6 +68,13 @@ def main(argv=None) -> int:
     if a.ae_recipe:
         ae_cfg["recipe"] = a.ae_recipe
     cfg["autoencoder"] = {"source": None, "config": ae_cfg}
+    if a.autoencoder is not None and ae_cfg["data"]["shape"] != cfg["data"]["shape"]:
+        # decoders trained on a finer grid (train autoencoder --upscale): the model writes that grid; the prior's
+        # own training data (its latents' source) stay on record
+        if ae_cfg["data"]["labels"] != cfg["data"]["labels"]:
+            raise SystemExit(f"error: {a.autoencoder}'s label table differs from the one {a.prior} was trained on")
+        cfg["prior_data"] = {k: v for k, v in cfg["data"].items() if k != "cases"} | {"path": None}
+        cfg["data"] = {k: v for k, v in ae_cfg["data"].items()}
     cfg["data"] = {**cfg["data"], "path": None, "recipe": a.recipe}
     cfg["anatomy"] = a.anatomy
 

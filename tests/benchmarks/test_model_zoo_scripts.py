@@ -51,3 +51,39 @@ def test_package_then_card(tmp_path, tiny_model):
         assert 0.0 <= c["task_topology"][who]["rate"] <= 1.0 and c["task_topology"][who]["n"] == 2
     dice = json.loads((folder / "autoencoder_metrics.json").read_text())["mean_foreground_dice"]
     assert set(dice) == {"conv", "field"} and all(0.0 <= v <= 1.0 for v in dice.values())
+
+
+def test_package_with_finer_decoders_writes_their_grid(tmp_path, tiny_model):
+    """heart64's recipe on the tiny model: decoders trained at 2× the grid on the prior's frozen encoder
+    (``--upscale 2``); the packaged model keeps the prior's latents and writes label maps on the finer grid."""
+    from conftest import AFFINE, LABELS
+
+    from anatomica.io.dataset import list_label_files, write_dataset_json
+    from anatomica.io.nifti import LabelMap, load_label_map, save_label_map
+    from anatomica.nn.autoencoder import AutoencoderConfig
+    from anatomica.training.autoencoder import AutoencoderTrainConfig
+    from anatomica.training.fit import train_autoencoder
+
+    torch.set_num_threads(1)
+    fine_affine = AFFINE.copy()
+    fine_affine[:3, :3] /= 2.0
+    fine_affine[:3, 3] -= 0.5  # the same field of view: fine voxel 0's centre half a fine voxel before the coarse one's
+    names = []
+    for path in list_label_files(tiny_model["data"]):
+        m = load_label_map(path)
+        fine = m.array.repeat(2, 0).repeat(2, 1).repeat(2, 2)
+        names.append(Path(path).name.split(".")[0])
+        save_label_map(LabelMap(fine, fine_affine, LABELS), tmp_path / "fine" / "labelsTr" / f"{names[-1]}.nii.gz")
+    write_dataset_json(tmp_path / "fine", "toy", LABELS, names)
+    tc = AutoencoderTrainConfig(steps=2, batch_size=2, field_points=256, checkpoint_every=1000, log_every=1, val_fraction=0.0,
+                                trainable="decoders", init=str(tiny_model["ldm"]))
+    ae = train_autoencoder(tmp_path / "fine", tmp_path / "ae2", model=AutoencoderConfig(upscale=2), train=tc, progress=False)
+    package = load("package_model")
+    assert package.main(["tiny2", "--prior", str(tiny_model["ldm"]), "--autoencoder", str(ae), "--anatomy", "toy",
+                         "--recipe", "8 toy cases at 2× the grid", "--root", str(tmp_path), "--logs", str(tmp_path / "logs")]) == 0
+    coarse, fine = load_model(tiny_model["ldm"]), load_model(tmp_path / "tiny2")
+    assert fine.shape == tuple(2 * s for s in coarse.shape) and fine.latent_shape == coarse.latent_shape
+    assert np.allclose(fine.affine, fine_affine)
+    assert read_config(tmp_path / "tiny2")["prior_data"]["shape"] == list(coarse.shape)
+    z = prior_latents(fine, [0], 0, 2)
+    assert fine.decode(z).shape[2:] == fine.shape and fine.decode_field(z).shape[2:] == fine.shape

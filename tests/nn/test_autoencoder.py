@@ -29,3 +29,28 @@ def test_errors():
         Autoencoder(AutoencoderConfig(num_classes=1))
     with pytest.raises(ValueError, match="unknown autoencoder config"):
         AutoencoderConfig.from_dict({"channelz": 1})
+
+
+def test_upscale_decodes_a_finer_grid_from_the_core_latent():
+    """upscale = 2: the encoder reads the map mode-pooled to the core's grid (same latent as the core on the coarse
+    map), both decoders give the fine grid, and a fresh refinement head starts as plain trilinear upsampling."""
+    from dataclasses import replace
+
+    from anatomica.nn.autoencoder import mode_pool
+
+    torch.manual_seed(0)
+    core = Autoencoder(CFG).requires_grad_(False)
+    fine = Autoencoder(replace(CFG, upscale=2)).requires_grad_(False)
+    fine.load_state_dict({**fine.state_dict(), **core.state_dict()})
+    assert fine.latent_shape((32, 32, 32)) == (4, 4, 4, 4) and fine.config.field_config().downsampling == 8
+    lab = torch.randint(0, 3, (1, 16, 16, 16)).repeat_interleave(2, 1).repeat_interleave(2, 2).repeat_interleave(2, 3)
+    x = torch.nn.functional.one_hot(lab, 3).movedim(-1, 1).float()  # each 2³ block one label: pooling is exact
+    coarse = torch.nn.functional.one_hot(lab[:, ::2, ::2, ::2], 3).movedim(-1, 1).float()
+    assert torch.equal(mode_pool(x, 2), coarse)
+    assert torch.equal(fine.encode(x)[0], core.encode(coarse)[0])
+    z = fine.encode(x)[0]
+    up = torch.nn.functional.interpolate(core.decode(z), scale_factor=2, mode="trilinear", align_corners=False)
+    assert torch.allclose(fine.decode(z), up)
+    assert fine.decode_field(z, (32, 32, 32)).shape == (1, 3, 32, 32, 32)
+    with pytest.raises(ValueError, match="upscale"):
+        AutoencoderConfig.from_dict({**CFG.to_dict(), "upscale": 0})

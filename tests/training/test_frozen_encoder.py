@@ -76,7 +76,26 @@ def test_cli_fine_tunes_the_field_of_a_run_with_its_own_architecture(tmp_path, c
     assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("kl.encoder."))
 
 
+def test_cli_upscale_trains_finer_decoders_on_the_coarse_encoder(tmp_path, capsys):
+    """`--init AE --upscale 2 --trainable decoders` on maps twice as fine: the encoder stays bit-identical (a prior on
+    its latents stays valid), the config records upscale 2, and the new refinement head and both decoders train."""
+    from helpers import run_cli
+
+    first = train_autoencoder(_data(tmp_path / "d16"), tmp_path / "ae", model=AE, train=AutoencoderTrainConfig(steps=2, **TRAIN), progress=False)
+    code, _, err = run_cli(["train", "autoencoder", "--data", _data(tmp_path / "d32", size=32), "--out", tmp_path / "up", "--init", first,
+                            "--upscale", "2", "--trainable", "decoders", "--steps", "2", "--batch-size", "2", "--field-points", "64",
+                            "--lr", "3e-3", "--threads", "1"], capsys)
+    assert code == 0, err
+    a, _ = load_weights(first, "autoencoder")
+    b, cfg = load_weights(tmp_path / "up", "autoencoder")
+    assert cfg["model"]["upscale"] == 2 and cfg["data"]["shape"] == [32, 32, 32]
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith(("kl.encoder.", "kl.quant_conv")))
+    assert any(k.startswith("refine.") and not torch.all(b[k] == 0) for k in b if k.endswith("convs.4.weight"))
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("field."))
+
+
 @pytest.mark.parametrize("args, message", [
+    (["--upscale", "0"], "--upscale must be >= 1"),
     (["--trainable", "field"], "pass --init"),
     (["--trainable", "encoder"], "--trainable must be one of"),
     (["--boundary-fraction", "1.5"], "--boundary-fraction must be <= 1"),

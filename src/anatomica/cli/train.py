@@ -50,7 +50,7 @@ Seed = Annotated[int, typer.Option("--seed", help="Seed of weights, batch order 
 def autoencoder(
     data: Path | None = typer.Option(None, "--data", help="Dataset folder: labelsTr/*.nii.gz + dataset.json (e.g. from `anatomica phantoms`)."),
     out: Path | None = typer.Option(None, "--out", help="Run folder to create."),
-    size: int | None = typer.Option(None, "--size", help="Train at SIZE³ voxels (nearest resampling, same field of view); default: the files' size. Must be divisible by 4 (the ×4 latent downsampling)."),
+    size: int | None = typer.Option(None, "--size", help="Train at SIZE³ voxels (nearest resampling, same field of view); default: the files' size. Must be divisible by the latent downsampling (×4 for 3 --channels levels, × --upscale)."),
     steps: int | None = typer.Option(None, "--steps", help="Optimizer steps in total (also when resuming: the new total); 2000 when not given."),
     batch_size: int = typer.Option(4, "--batch-size", help="Cases per step and process."),
     lr: float = typer.Option(5e-4, "--lr", help="AdamW learning rate."),
@@ -64,6 +64,7 @@ def autoencoder(
     boundary_fraction: float = typer.Option(0.0, "--boundary-fraction", help="Share (0..1) of the field points drawn on label borders, where the field's errors are; the rest uniform."),
     trainable: str = typer.Option("all", "--trainable", help="all; decoders (both decoders on a frozen encoder, so a prior trained on its latents stays valid); field (the neural field alone). decoders/field need --init."),
     init: Path | None = typer.Option(None, "--init", help="Autoencoder run folder (or packaged model name) whose weights start this run; its model options win over --channels etc."),
+    upscale: int = typer.Option(1, "--upscale", help="Decode at N× the grid of the encoder's core: the encoder reads the map mode-pooled by N, the conv decoder upsamples by N and refines. With --init and --trainable decoders the init's encoder and latents (and a prior trained on them) stay valid, e.g. heart32's core decoding 64³ maps (docs/pretrained.md, heart64)."),
     seed: Seed = 0,
     devices: Devices = 1,
     accelerator: Accelerator = "auto",
@@ -99,7 +100,8 @@ def autoencoder(
     groups = 16 if all(c % 16 == 0 for c in ch) else 8
     if any(c % groups for c in ch) or field_features % 8:
         raise AnatomicaError(f"--channels and --field-features must be multiples of 8, got {channels} and {field_features}")
-    model = AutoencoderConfig(latent_channels=latent_channels, channels=ch, norm_num_groups=groups, field={"features": field_features})
+    check_count(upscale, "--upscale")
+    model = AutoencoderConfig(latent_channels=latent_channels, channels=ch, norm_num_groups=groups, field={"features": field_features}, upscale=upscale)
     tc = AutoencoderTrainConfig(
         steps=2000 if steps is None else steps, batch_size=batch_size, lr=lr, kl_weight=kl_weight, field_points=field_points,
         seed=seed, val_fraction=val_fraction, checkpoint_every=checkpoint_every, boundary_fraction=boundary_fraction,

@@ -4,6 +4,12 @@
 - neural-field decoder :class:`~anatomica.nn.field.FieldDecoder` (any point set; used by L-parsing), with a
   bounded receptive field (``receptive_field`` latent cells) and no global normalization.
 
+With ``upscale`` = s > 1 the autoencoder works on a label map s× finer per axis than its MONAI core: the encoder
+reads the map mode-pooled by s (the majority label of each s³ block, the coarse map the core was trained on), and
+the conv decoder's logits are upsampled by s and refined at full resolution (:class:`UpscaleHead`); the field
+reads the same latent cells at the finer voxel centres. So a prior trained on the core's latents decodes at the
+finer grid (``heart64``: heart32's encoder and prior, decoders trained on 64³ maps; docs/pretrained.md).
+
 Interfaces the guidance code relies on: ``encode(x_onehot) -> (mean, logvar)``, ``decode(z) -> logits
 (B, C, X, Y, Z)``, ``query(z, points) -> logits (B, C, N)`` and ``decode_field(z, shape)``.
 """
@@ -14,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
+import torch.nn.functional as F
 from monai.networks.nets import AutoencoderKL
 from torch import Tensor, nn
 
@@ -30,6 +37,7 @@ class AutoencoderConfig:
     num_res_blocks: int = 1
     norm_num_groups: int = 16
     field: dict = field(default_factory=dict)  # FieldConfig overrides (latent/out channels are filled in)
+    upscale: int = 1  # label-map voxels per core voxel and axis (see the module docstring)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -41,15 +49,45 @@ class AutoencoderConfig:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown autoencoder config keys: {sorted(unknown)}")
-        return cls(**d)
+        config = cls(**d)
+        if int(config.upscale) < 1:
+            raise ValueError(f"autoencoder upscale must be >= 1, got {config.upscale}")
+        return config
 
     @property
     def downsampling(self) -> int:
-        return 2 ** (len(self.channels) - 1)
+        """Label-map voxels per latent cell and axis."""
+        return 2 ** (len(self.channels) - 1) * int(self.upscale)
 
     def field_config(self) -> FieldConfig:
         return FieldConfig(**{**self.field, "latent_channels": self.latent_channels, "out_channels": self.num_classes,
                               "downsampling": self.downsampling})
+
+
+def mode_pool(x_onehot: Tensor, factor: int) -> Tensor:
+    """One-hot (B, C, *S) -> one-hot (B, C, *S/factor): each factor³ block's majority label (ties: lowest label)."""
+    pooled = F.avg_pool3d(x_onehot, factor)
+    return F.one_hot(pooled.argmax(1), x_onehot.shape[1]).movedim(-1, 1).to(x_onehot.dtype)
+
+
+class UpscaleHead(nn.Module):
+    """Logits (B, C, *S) -> logits (B, C, *S·s): trilinear ×s, plus a residual of three 3×3×3 convolutions at the
+    fine grid (SiLU, no normalization; the last one starts at zero, so training starts from plain upsampling)."""
+
+    def __init__(self, classes: int, factor: int, width: int = 16):
+        super().__init__()
+        self.factor = int(factor)
+        self.convs = nn.Sequential(
+            nn.Conv3d(classes, width, 3, padding=1), nn.SiLU(),
+            nn.Conv3d(width, width, 3, padding=1), nn.SiLU(),
+            nn.Conv3d(width, classes, 3, padding=1),
+        )
+        nn.init.zeros_(self.convs[-1].weight)
+        nn.init.zeros_(self.convs[-1].bias)
+
+    def forward(self, logits: Tensor) -> Tensor:
+        up = F.interpolate(logits, scale_factor=self.factor, mode="trilinear", align_corners=False)
+        return up + self.convs(up)
 
 
 class Autoencoder(nn.Module):
@@ -71,6 +109,7 @@ class Autoencoder(nn.Module):
             with_decoder_nonlocal_attn=False,
         )
         self.field = FieldDecoder(config.field_config())
+        self.refine = UpscaleHead(config.num_classes, config.upscale) if config.upscale > 1 else None
 
     def latent_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         f = self.config.downsampling
@@ -81,6 +120,8 @@ class Autoencoder(nn.Module):
 
     def encode(self, x_onehot: Tensor) -> tuple[Tensor, Tensor]:
         """(mean, logvar) of the diagonal Gaussian posterior q(z | x)."""
+        if self.refine is not None:
+            x_onehot = mode_pool(x_onehot, self.refine.factor)
         mean, sigma = self.kl.encode(x_onehot)
         return mean, 2.0 * sigma.log()
 
@@ -102,7 +143,8 @@ class Autoencoder(nn.Module):
 
     def decode(self, z: Tensor) -> Tensor:
         """Full-volume logits (B, C, X, Y, Z) from the convolutional decoder."""
-        return self.kl.decode(z)
+        logits = self.kl.decode(z)
+        return logits if self.refine is None else self.refine(logits)
 
     def query(self, z: Tensor, points: Tensor) -> Tensor:
         """Neural-field logits (B, C, N) at normalized points (B, N, 3) or (N, 3), from the crop of z the points

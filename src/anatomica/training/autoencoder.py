@@ -31,7 +31,7 @@ def frozen_prefixes(trainable: str) -> tuple[str, ...]:
     """State-dict prefixes that stay fixed: the encoder (and its posterior head) unless everything trains; the conv
     decoder too when only the field trains. A frozen encoder keeps the latents, and a prior trained on them, valid."""
     encoder = ("kl.encoder.", "kl.quant_conv_mu.", "kl.quant_conv_log_sigma.")
-    return {"all": (), "decoders": encoder, "field": encoder + ("kl.decoder.", "kl.post_quant_conv.")}[trainable]
+    return {"all": (), "decoders": encoder, "field": encoder + ("kl.decoder.", "kl.post_quant_conv.", "refine.")}[trainable]
 
 
 def apply_trainable(model: torch.nn.Module, trainable: str) -> None:

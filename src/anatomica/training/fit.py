@@ -104,7 +104,8 @@ def train_autoencoder(
         if init is not None:  # the weights decide the architecture
             if init[1].num_classes != full.num_classes:
                 raise AnatomicaError(f"--init {tc.init} has {init[1].num_classes} classes, the data {full.num_classes}")
-            model = init[1]
+            # its architecture wins, except a finer decoding grid (``upscale``) asked for on top of it
+            model = init[1] if model is None or model.upscale == 1 else replace(init[1], upscale=model.upscale)
         mc = replace(model or AutoencoderConfig(), num_classes=full.num_classes)
         if any(s % mc.downsampling for s in full.shape):
             raise AnatomicaError(f"volume size {full.shape} is not divisible by the autoencoder's downsampling {mc.downsampling}")
