@@ -14,7 +14,8 @@ and seconds per sample. Writes results.json, results.md and a before/after proje
 
 A variant is ``NAME=key:value,key:value`` (or a NAME of ``VARIANTS``): keys parsing (v | l-local/RES |
 l-coarse/RES), w, normalize, clip, recurrence, geo (λ_geo), tau (τ of the topological term), loss (paper | saddle), margin, window (MIN/MAX), task (a task file or
-packaged name; default --task). Goal (issue 11): B0 ≥ 80 % with 1-NNA ≤ unguided + 0.10 and FMD ≤ 2×
+packaged name; default --task), keep (moments held at each sample's own value, e.g. mass+centroid+covariance, in
+place of the task's geometric targets) and lam (λ0/λ1/λ2 of mass/centroid/covariance). Goal (issue 11): B0 ≥ 80 % with 1-NNA ≤ unguided + 0.10 and FMD ≤ 2×
 unguided.
 """
 
@@ -32,6 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_guidance import TARGET_SETS, projection_figure, references, set_distances  # noqa: E402
 
+from anatomica.control.schema import CentroidTarget, CovarianceTarget, MassTarget, Targets, TaskSpec  # noqa: E402
 from anatomica.control.spec import load_task  # noqa: E402
 from anatomica.guided.run import GuidanceConfig, guided_batch, resolve_per_reference  # noqa: E402
 from anatomica.metrics.bootstrap import share  # noqa: E402
@@ -57,8 +59,11 @@ DEFAULT = "unguided,old w100,saddle n0.2,vol3e3 n0.3,packaged"
 
 def parse_variant(text: str, steps: int, default_task: str = TASK) -> tuple[str, GuidanceConfig, float | None, float | None]:
     """'key:value,…' -> (task name, GuidanceConfig with unspecified options left to the task (``for_task``),
-    λ_geo override or None, topological temperature τ override or None)."""
+    λ_geo override or None, topological temperature τ override or None); the spec keys (keep, lam) are read by
+    ``variant_spec``."""
     kv = dict(p.split(":", 1) for p in text.split(",") if p)
+    for k in SPEC_KEYS:
+        kv.pop(k, None)
     geo = float(kv.pop("geo")) if "geo" in kv else None
     tau = float(kv.pop("tau")) if "tau" in kv else None
     parsing, _, res = kv.pop("parsing", "").partition("/")  # none given: the task's guidance.parsing
@@ -77,9 +82,36 @@ def parse_variant(text: str, steps: int, default_task: str = TASK) -> tuple[str,
     return task, cfg.check(), geo, tau
 
 
+SPEC_KEYS = ("keep", "lam")
+
+
+def variant_spec(spec: TaskSpec, text: str) -> TaskSpec:
+    """The task of a variant: ``keep:mass+centroid+covariance`` replaces the geometric targets of every domain
+    that has some by ``keep: true`` of those moments (the sample's own when guidance starts); ``lam:M/C/V`` sets
+    the weights λ0 / λ1 / λ2 of mass, centroid and covariance."""
+    kv = dict(p.split(":", 1) for p in text.split(",") if p)
+    if "keep" in kv:
+        moments = kv["keep"].split("+")
+        bad = sorted(set(moments) - {"mass", "centroid", "covariance"})
+        if bad:
+            raise SystemExit(f"keep: unknown moments {bad} (mass, centroid, covariance)")
+        made = {"mass": MassTarget(keep=True), "centroid": CentroidTarget(keep=True), "covariance": CovarianceTarget(keep=True)}
+        domains = []
+        for d in spec.domains:
+            t = d.targets
+            if any(x is not None for x in (t.mass, t.centroid, t.covariance)):
+                t = Targets(betti=t.betti, **{k: made[k] for k in moments})
+            domains.append(d.model_copy(update={"targets": t}))
+        spec = spec.model_copy(update={"domains": domains})
+    if "lam" in kv:
+        m, c, v = (float(x) for x in kv["lam"].split("/"))
+        spec = spec.model_copy(update={"weights": spec.weights.model_copy(update={"mass": m, "centroid": c, "covariance": v})})
+    return spec
+
+
 def run_variant(bundle, name: str, text: str, args, refs, held_out, target_refs) -> tuple[dict, list[np.ndarray]]:
     task_name, cfg, geo, tau = parse_variant(text, args.steps, args.task)
-    spec = load_task(task_name)
+    spec = variant_spec(load_task(task_name), text)
     if tau is not None:
         spec = spec.model_copy(update={"temperature": tau})
     if geo is not None:

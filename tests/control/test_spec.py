@@ -148,7 +148,7 @@ domains:
         ("name: x\ndomains:\n  - name: a\n    labels: [aorta]\n    grid: [8, 8, 1]\n    targets: {betti: [1, 0, 1]}\n", r"betti\[2\] = 1 is impossible on a 2D domain"),
         ("name: x\ndomains:\n  - name: a\n    labels: [aorta]\n  - name: a\n    labels: [aorta]\n", "domain names must be unique"),
         ("name: x\ndomains:\n  - name: a\n    labels: [aorta]\n    colour: red\n", r"domains\[0\]\.colour: Extra inputs are not permitted"),
-        ("name: x\ndomains:\n  - name: a\n    labels: [aorta]\n    targets: {mass: {scale: 1, value: 3}}\n", "exactly one of 'scale' and 'value'"),
+        ("name: x\ndomains:\n  - name: a\n    labels: [aorta]\n    targets: {mass: {scale: 1, value: 3}}\n", "exactly one of 'scale', 'value' and 'keep: true'"),
         ("name: x\ndomains:\n  - name: a\n    labels: [aorta]\n    placement: {kind: cube}\n", "placement"),
         ("name: x\ndomains: []\n", "domains: List should have at least 1 item"),
         ("name: x\ntemperature: 0\ndomains:\n  - name: a\n    labels: [aorta]\n", "temperature: Input should be greater than 0"),

@@ -91,6 +91,7 @@ class DomainTargets:
     centroid_mm: np.ndarray | None = None
     normalized_covariance: np.ndarray | None = None
     betti: list[int] | None = None
+    kept: list[str] = field(default_factory=list)  # moments targeted at the sample's own value when guidance started
 
 
 @dataclass
@@ -134,6 +135,7 @@ def _targets(d: DomainTask, frame: Frame) -> DomainTargets:
         centroid_mm=None if t.centroid is None else frame.to_world(t.centroid.double().numpy()),
         normalized_covariance=None if t.covariance is None else t.covariance.double().numpy(),
         betti=None if d.betti is None else list(d.betti),
+        kept=list(t.keep),
     )
 
 

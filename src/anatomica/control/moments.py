@@ -80,11 +80,20 @@ def decompose(covariance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
 
 @dataclass
 class GeometryTarget:
-    """Targets in loss units (see module docstring); ``None`` switches a term off."""
+    """Targets in loss units (see module docstring); ``None`` switches a term off.
+
+    ``keep`` names the moments held at the sample's own value (task ``keep: true``): None until the first guided
+    call measures them (``control.potential.Task.keep_targets``), then one value per sample (leading batch axis)."""
 
     mass: torch.Tensor | None = None  # () mass fraction
     centroid: torch.Tensor | None = None  # (3,) normalized
     covariance: torch.Tensor | None = None  # (3, 3) Σⁿ, trace 1
+    keep: tuple[str, ...] = ()  # subset of ('mass', 'centroid', 'covariance')
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """Kept moments not measured yet (their terms are off until then)."""
+        return tuple(k for k in self.keep if getattr(self, k) is None)
 
 
 def geometry_loss(

@@ -66,8 +66,9 @@ class DomainTask:
 
     @property
     def has_geometry_target(self) -> bool:
+        """Whether L_geo has a term here: a target value, or a kept moment (measured when guidance starts)."""
         t = self.target
-        return any(x is not None for x in (t.mass, t.centroid, t.covariance))
+        return bool(t.keep) or any(x is not None for x in (t.mass, t.centroid, t.covariance))
 
 
 @dataclass
@@ -187,6 +188,40 @@ class Task:
         terms["topology"] = w.topology * topo / K
         return terms["geometry"] + terms["topology"], terms
 
+    # --- kept targets (task ``keep: true``) ---
+
+    @property
+    def pending(self) -> bool:
+        """Whether some kept target still waits for the sample's first guided ẑ0 (``keep_targets``)."""
+        return any(d.target.pending for d in self.domains)
+
+    def keep_targets(self, substructures: Sequence[torch.Tensor | Substructure]) -> Task:
+        """This task with every pending kept target set to each sample's own moment of its S_k, detached: the mass
+        fraction m, centroid p and Σⁿ of ``moments`` (paper, "Geometric moments") on the S_k the geometric term
+        reads. The result is stacked for the batch (every target gets a leading batch axis), so the kept terms of
+        L_geo are 0 with zero gradient at these substructures and later pull each sample back to its own moments,
+        not to a population value. Measured on the grid the parsing reads (a re-gridded task's units)."""
+        if not self.pending:
+            return self
+        first = substructures[0] if isinstance(substructures[0], torch.Tensor) else substructures[0].geometry
+        B = first.shape[0]
+        if self.batch is not None and self.batch != B:
+            raise AnatomicaError(f"task {self.name!r} is stacked for {self.batch} samples, got a batch of {B}")
+        domains = []
+        for d, S in zip(self.domains, substructures):
+            t = d.target
+            # an unstacked task's targets are shared: one copy per sample beside the kept ones
+            values = {k: getattr(t, k) if self.batch is not None or getattr(t, k) is None
+                      else getattr(t, k).to(torch.float64).expand(B, *getattr(t, k).shape) for k in _TARGET_FIELDS}
+            if t.pending:
+                S_geo = S if isinstance(S, torch.Tensor) else S.geometry
+                with torch.no_grad():
+                    mom = moments(S_geo.detach().double(), d.domain.points(torch.float64, S_geo.device))
+                own = {"mass": mom.mass, "centroid": mom.centroid, "covariance": mom.normalized_covariance}
+                values.update({k: own[k] for k in t.pending})
+            domains.append(replace(d, target=replace(t, **values)))
+        return replace(self, domains=domains, batch=B)
+
     # --- stacked tasks ---
 
     def sample(self, b: int) -> Task:
@@ -198,7 +233,7 @@ class Task:
         domains = []
         for d in self.domains:
             t = d.target
-            target = GeometryTarget(*(None if x is None else x[b] for x in (t.mass, t.centroid, t.covariance)))
+            target = replace(t, **{k: None if getattr(t, k) is None else getattr(t, k)[b] for k in _TARGET_FIELDS})
             domains.append(replace(d, domain=d.domain[b] if isinstance(d.domain, DomainBatch) else d.domain, target=target))
         return replace(self, domains=domains, batch=None)
 
@@ -211,7 +246,9 @@ def _same_domain(a: ControlDomain, b: ControlDomain) -> bool:
 
 
 def _stack_target(targets: Sequence[GeometryTarget], name: str) -> GeometryTarget:
-    out = {}
+    if len({t.keep for t in targets}) != 1:
+        raise AnatomicaError(f"domain {name!r}: the tasks to stack differ in which moments they keep")
+    out: dict = {"keep": targets[0].keep}
     for k in _TARGET_FIELDS:
         values = [getattr(t, k) for t in targets]
         present = {v is not None for v in values}

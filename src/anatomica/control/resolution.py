@@ -5,7 +5,8 @@ Every domain is placed by its placement (``Placement.place``: from the reference
 (``anatomica.control.moments``): relative targets (mass ``scale``, centroid ``offset_mm`` or ``{}``,
 covariance ``{}``) are measured on the reference inside the same domain; absolute ones (mass ``value`` in
 mL / mm² / mm for volume / plane / line domains, centroid ``value_mm``, covariance ``value_mm2``) go through
-the volume's frame (``anatomica.frame``).
+the volume's frame (``anatomica.frame``); kept ones (``keep: true``) are left for the sample itself to give
+when guidance starts (``Task.keep_targets``).
 """
 
 from __future__ import annotations
@@ -52,13 +53,13 @@ def resolve_targets(d: DomainSpec, dom: ControlDomain, reference, ref_values: Se
         ref = moments(S, dom.points(torch.float64))
         if float(ref.mass[0]) < threshold:
             raise AnatomicaError(f"domain {dom.name!r}: the reference has (almost) no {'+'.join(d.labels)} inside the domain, relative targets are undefined")
-    out = GeometryTarget()
-    if t.mass is not None:
+    out = GeometryTarget(keep=t.kept)  # kept moments stay None: measured on the sample when guidance starts
+    if t.mass is not None and not t.mass.keep:
         if t.mass.scale is not None:
             out.mass = t.mass.scale * ref.mass[0]
         else:
             out.mass = torch.tensor(t.mass.value / dom.mass_scale(frame), dtype=torch.float64)
-    if t.centroid is not None:
+    if t.centroid is not None and not t.centroid.keep:
         if t.centroid.value_mm is not None:
             out.centroid = torch.from_numpy(frame.from_world(np.asarray(t.centroid.value_mm, dtype=np.float64)))
         else:
@@ -66,7 +67,7 @@ def resolve_targets(d: DomainSpec, dom: ControlDomain, reference, ref_values: Se
             if t.centroid.offset_mm is not None:
                 world = world + np.asarray(t.centroid.offset_mm, dtype=np.float64)
             out.centroid = torch.from_numpy(frame.from_world(world))
-    if t.covariance is not None:
+    if t.covariance is not None and not t.covariance.keep:
         if t.covariance.value_mm2 is not None:
             Minv = frame.inverse_linear
             C = Minv @ np.asarray(t.covariance.value_mm2, dtype=np.float64) @ Minv.T

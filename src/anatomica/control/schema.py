@@ -222,35 +222,41 @@ Placement = Annotated[
 
 
 class MassTarget(_Model):
-    """``scale`` × the reference's mass in the domain, or an absolute ``value`` (mL / mm² / mm)."""
+    """``scale`` × the reference's mass in the domain, an absolute ``value`` (mL / mm² / mm), or ``keep: true``:
+    the sample's own mass when guidance starts (see :class:`Targets`)."""
 
     scale: float | None = Field(None, gt=0)
     value: float | None = Field(None, ge=0)
+    keep: bool = False
 
     @model_validator(mode="after")
     def _one(self):
-        if (self.scale is None) == (self.value is None):
-            raise ValueError("mass target needs exactly one of 'scale' and 'value'")
+        if (self.scale is not None) + (self.value is not None) + self.keep != 1:
+            raise ValueError("mass target needs exactly one of 'scale', 'value' and 'keep: true'")
         return self
 
 
 class CentroidTarget(_Model):
-    """The reference's centroid (``{}``), shifted by ``offset_mm``, or an absolute ``value_mm``."""
+    """The reference's centroid (``{}``), shifted by ``offset_mm``, an absolute ``value_mm``, or ``keep: true``
+    (the sample's own centroid when guidance starts)."""
 
     offset_mm: Vec3 | None = None
     value_mm: Vec3 | None = None
+    keep: bool = False
 
     @model_validator(mode="after")
     def _not_both(self):
-        if self.offset_mm is not None and self.value_mm is not None:
-            raise ValueError("centroid target takes 'offset_mm' or 'value_mm', not both")
+        if (self.offset_mm is not None) + (self.value_mm is not None) + self.keep > 1:
+            raise ValueError("centroid target takes one of 'offset_mm', 'value_mm' and 'keep: true'")
         return self
 
 
 class CovarianceTarget(_Model):
-    """The reference's shape and orientation (``{}``) or an absolute ``value_mm2``; compared as Σ / tr Σ."""
+    """The reference's shape and orientation (``{}``), an absolute ``value_mm2``, or ``keep: true`` (the sample's
+    own when guidance starts); compared as Σ / tr Σ."""
 
     value_mm2: Mat3 | None = None
+    keep: bool = False
 
     @field_validator("value_mm2")
     @classmethod
@@ -264,19 +270,35 @@ class CovarianceTarget(_Model):
             raise ValueError("covariance value_mm2 must be positive semi-definite with a positive trace")
         return v
 
+    @model_validator(mode="after")
+    def _not_both(self):
+        if self.value_mm2 is not None and self.keep:
+            raise ValueError("covariance target takes 'value_mm2' or 'keep: true', not both")
+        return self
+
 
 class Targets(_Model):
+    """A domain's targets. ``keep: true`` (mass, centroid, covariance) holds a moment at the sample's own value:
+    measured on the first guided prediction ẑ0 of each sample (detached) and fixed for the rest of the
+    trajectory (``control.potential.Task.keep_targets``), so another term can act without moving, shrinking or
+    reshaping what it keeps."""
+
     mass: MassTarget | None = None
     centroid: CentroidTarget | None = None
     covariance: CovarianceTarget | None = None
     betti: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]] | None = None
 
     @property
+    def kept(self) -> tuple[str, ...]:
+        """The moments held at the sample's own value (``keep: true``), in the order mass, centroid, covariance."""
+        return tuple(k for k in ("mass", "centroid", "covariance") if getattr(self, k) is not None and getattr(self, k).keep)
+
+    @property
     def is_relative(self) -> bool:
         """Whether a target is measured on the reference (mass scale, centroid {}/offset_mm, covariance {})."""
         return (self.mass is not None and self.mass.scale is not None) or (
-            self.centroid is not None and self.centroid.value_mm is None
-        ) or (self.covariance is not None and self.covariance.value_mm2 is None)
+            self.centroid is not None and self.centroid.value_mm is None and not self.centroid.keep
+        ) or (self.covariance is not None and self.covariance.value_mm2 is None and not self.covariance.keep)
 
 
 class DomainSpec(_Model):

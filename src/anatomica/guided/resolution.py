@@ -85,15 +85,25 @@ def _mass_factor(size: tuple[int, ...]) -> float:
     return factor
 
 
-def _regrid(task: Task, mode: str, resolution: Resolution) -> Task:
+def _resized(task: Task, sizes) -> Task:
     domains = []
-    for d in task.domains:
-        size = parsed_size(d.domain, mode, resolution)
+    for d, size in zip(task.domains, sizes):
+        size = tuple(int(n) for n in size)
         target = d.target
-        if target.mass is not None and tuple(size) != tuple(d.domain.size):  # the same physical mass on the new grid
+        if target.mass is not None and size != tuple(d.domain.size):  # the same physical mass on the new grid
             target = replace(target, mass=target.mass * (_mass_factor(tuple(d.domain.size)) / _mass_factor(size)))
         domains.append(replace(d, domain=d.domain.with_size(size), target=target))
     return replace(task, domains=domains)
+
+
+def _regrid(task: Task, mode: str, resolution: Resolution) -> Task:
+    return _resized(task, [parsed_size(d.domain, mode, resolution) for d in task.domains])
+
+
+def on_grids_of(parsed: Task, task: Task) -> Task:
+    """``parsed`` (a task as a parsing reads it, e.g. with kept targets measured on its grids) back on ``task``'s
+    domain grids: the inverse of the re-gridding, mass targets rescaled to the same physical mass."""
+    return _resized(parsed, [d.domain.size for d in task.domains])
 
 
 def with_local_grids(task: Task, points: int) -> Task:

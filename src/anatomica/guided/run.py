@@ -29,7 +29,7 @@ from anatomica.diffusion.sampling import SAMPLERS, finite_steps
 from anatomica.errors import AnatomicaError
 from anatomica.frame import Frame
 from anatomica.guided.parsers import PARSINGS, Parsing, make_parsing
-from anatomica.guided.resolution import PRESETS
+from anatomica.guided.resolution import PRESETS, on_grids_of
 from anatomica.io.dataset import list_label_files
 from anatomica.io.nifti import LabelMap, is_nifti
 from anatomica.io.output import check_output_dir, staged_output
@@ -154,6 +154,7 @@ class SampleResult:
     final_terms: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0  # sampling incl. guidance, per sample (batch time / batch size)
     decode_seconds: float = 0.0  # decoding the final latent (unguided runs time it apart)
+    task: Task | None = None  # the sample's own task with its kept targets (keep: true) as measured, if it keeps any
 
 
 class TracedDenoiser:
@@ -189,9 +190,12 @@ def guided_batch(bundle, task: Task | Sequence[Task], indices: Sequence[int], se
         task = replace(task, **topo) if isinstance(task, Task) else [replace(t, **topo) for t in task]
     parsing: Parsing = make_parsing(bundle, task, config.parsing, config.resolution_name)
     potential = lambda z: parsing.potential(z)[0]  # noqa: E731
+    # The guided denoiser calls its potential on guided calls only, so its first call is where guidance starts:
+    # there kept targets (keep: true) take each sample's own moments of ẑ0 (Parsing.potential).
+    guided_potential = lambda z: parsing.potential(z, keep=True)[0]  # noqa: E731
     trace = GuidanceTrace()
     generator = torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed), int(indices[0]), 7]).generate_state(1)[0])) if config.recurrence else None
-    guided = GuidedDenoiser(bundle.denoiser, potential, config.scale, config.sigma_min, config.sigma_max,
+    guided = GuidedDenoiser(bundle.denoiser, guided_potential, config.scale, config.sigma_min, config.sigma_max,
                             mode="fast" if config.fast else "full", trace=trace,
                             sigma_data=getattr(bundle.denoiser, "sigma_data", 1.0),
                             normalize=config.normalize, clip=config.clip, recurrence=config.recurrence or 0, generator=generator)
@@ -206,12 +210,16 @@ def guided_batch(bundle, task: Task | Sequence[Task], indices: Sequence[int], se
             L, terms = parsing.potential(z)
             labels = decode_labels(bundle, z, config.output_decoder)
     sigmas, per_call = trace.as_lists()
+    keeps = any(d.target.keep for d in parsing.task.domains)
     out = []
     for b, i in enumerate(indices):
+        own = None
+        if keeps:  # the kept values, back on the task's own grids for the reports
+            own = on_grids_of(parsing.task.sample(b), task if isinstance(task, Task) else task[b])
         out.append(SampleResult(
             index=int(i), latent=z[b].detach().clone(), labels=labels[b], sigmas=list(sigmas),
             potentials=[float(p[b]) for p in per_call], guided=list(denoiser.active_calls), final_potential=float(L[b]),
-            final_terms={k: float(v[b]) for k, v in terms.items()}, seconds=seconds,
+            final_terms={k: float(v[b]) for k, v in terms.items()}, seconds=seconds, task=own,
         ))
     return out
 
@@ -475,7 +483,7 @@ def write_guided(plan: SamplingPlan, results: list[SampleResult], task_of: list[
     cfg = plan.settings
     reports = []
     for r, k, name in zip(results, task_of, names):
-        rep = sample_report(r, tasks[k], cfg, run.seed, str(refs[k]) if refs else None)
+        rep = sample_report(r, r.task or tasks[k], cfg, run.seed, str(refs[k]) if refs else None)
         write_json(rep, out / "reports" / f"{name}.json")
         reports.append(rep)
     write_dataset_json(out, "guided samples" if plan.conditioning is None else "conditional samples", bundle.labels, names, extra={"model": plan.model_path, "task": plan.spec.name, "seed": run.seed, **cfg})
