@@ -272,13 +272,22 @@ def task_labels(spec: TaskSpec, labels: dict[str, int]) -> dict[str, int]:
     return {k: v for k, v in labels.items() if k in names}
 
 
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of the finished child processes: with one torch thread a row's CPU time follows
+    its work, not the other processes' load (its wall time does not)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run_row(row: Row, folder: Path, refs: Path | None, comparison: Path, args, run_id: str) -> dict:
     """Sample the row through the CLI (unless its samples are already there), measure it, cache metrics.json."""
     out, sampling = folder / "samples", folder / "sampling.json"
     cmd = row_command(row, refs, args, out)
     if not sampling.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), children_cpu_seconds()
         with open(folder / "sample.log", "w") as log:
             # The CLI builds --out beside and swaps it in whole, so an interrupted row leaves no half folder.
             res = subprocess.run([*cmd, "--overwrite"], stdout=log, stderr=subprocess.STDOUT, check=False)
@@ -287,7 +296,7 @@ def run_row(row: Row, folder: Path, refs: Path | None, comparison: Path, args, r
             err = next((ln for ln in reversed(lines) if ln.startswith("error:")), lines[-1] if lines else f"exit {res.returncode}")
             raise RuntimeError(err.removeprefix("error:").strip()[:200])
         write_json({"command": shlex.join(cmd), "wall_seconds": time.perf_counter() - t0, "run_id": run_id,
-                    "load_average": os.getloadavg()}, sampling)
+                    "cpu_seconds": children_cpu_seconds() - cpu0, "load_average": os.getloadavg()}, sampling)
     meta = json.loads(sampling.read_text())
     summary = json.loads((out / "summary.json").read_text())
     reports = [json.loads(p.read_text()) for p in sorted((out / "reports").glob("sample_*.json"))]
@@ -415,12 +424,12 @@ def speed_ratio(row: Row, v: Row, n_boot: int) -> tuple[float, list[float]]:
 
 
 def ablation_table(rows: list[Row], n_boot: int) -> list[str]:
-    lines = ["| model | row | mass L1 ×1e5 | centroid L1 ×1e4 | covariance L1 ×1e5 | FMD | speed (samples/s ÷ V's) | s/sample |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | row | mass L1 ×1e5 | centroid L1 ×1e4 | covariance L1 ×1e5 | FMD | speed (samples/s ÷ V's) | s/sample "
+             "| CPU speed ÷ V's (whole run) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         v = next(x for x in rows if x.group == r.group and x.id.endswith("/v-global-high"))
         if r.result is None:
-            cells = reason_cells(r, 6)
+            cells = reason_cells(r, 7)
         else:
             cells = [cell(*moment(r.result, k, n_boot), r.paper.get(k)) for k in MOMENTS]
             cells.append(cell(r.result["fmd"]["value"], r.result["fmd"]["ci95"], r.paper.get("fmd")))
@@ -429,6 +438,8 @@ def ablation_table(rows: list[Row], n_boot: int) -> list[str]:
             else:
                 cells.append(cell(*speed_ratio(r, v, n_boot), r.paper.get("speed"), 2, "×"))
             cells.append(cell(*mean_ci([s["seconds"] for s in r.result["per_sample"]], n_boot), digits=2))
+            cpu = [x.result.get("cpu_seconds") if x.result else None for x in (v, r)]
+            cells.append(f"{cpu[0] / cpu[1]:.2f}× ({cpu[1] / r.result['n']:.2f} s/sample)" if None not in cpu else "—")
         lines.append(f"| {r.group} | {r.name} | " + " | ".join(cells) + " |")
     return lines
 
@@ -692,7 +703,9 @@ def main(argv: list[str] | None = None) -> int:
     same = "all rows timed in this invocation" if ids == {run_id} else (
         f"rows timed in {len(ids)} invocations ({', '.join(sorted(str(i) for i in ids))}): use a fresh --work for same-run timing" if ids else "no rows run")
     md += ["", "### Partial decoding (right ventricle)", "", (f"Speed: samples per second of the CLI's sampling time (reports' `seconds`), "
-           f"over Anatomica-V's, paired over samples; {same}."), "", *ablation_table(a, n_boot), *failure_notes(a), "", ablation_goal(a, n_boot)]
+           f"over Anatomica-V's, paired over samples; {same}. CPU speed: the row's whole `anatomica sample` process "
+           f"(model loading, sampling, decoding, writing), CPU seconds over V's, which load from other processes moves "
+           f"much less than wall time."), "", *ablation_table(a, n_boot), *failure_notes(a), "", ablation_goal(a, n_boot)]
     figs = []
     for task in dict.fromkeys(r.task for r in rows if r.table != "ablation"):
         path = args.figures / f"paper_{task}.png"
