@@ -51,7 +51,8 @@ VARIANTS = {
     "saddle n0.1 σ≤10": "task:benchmarks/tasks/atrial-separation-paper.yaml,parsing:l-coarse/low,w:1,loss:saddle,normalize:0.1,window:0.05/10",
     "saddle n0.1 rec1": "task:benchmarks/tasks/atrial-separation-paper.yaml,parsing:l-coarse/low,w:1,loss:saddle,normalize:0.1,recurrence:1",
     "saddle n0.2 rec1": "task:benchmarks/tasks/atrial-separation-paper.yaml,parsing:l-coarse/low,w:1,loss:saddle,normalize:0.2,recurrence:1",
-    "vol3e3 n0.3": "task:benchmarks/tasks/atrial-separation-saddle-volumes.yaml,parsing:l-coarse/low,geo:3000,normalize:0.3",
+    "vol3e3 n0.3": "task:benchmarks/tasks/atrial-separation-saddle-volumes.yaml,parsing:l-coarse/low,geo:3000,normalize:0.3",  # the packaged setting before kept volumes
+    "keep m V": "parsing:v,keep:mass,geo:1000,normalize:0.3,recurrence:0,loss:saddle",  # what the packaged task now writes in its YAML
     "packaged": "",
 }
 DEFAULT = "unguided,old w100,saddle n0.2,vol3e3 n0.3,packaged"

@@ -194,3 +194,13 @@ def test_sample_cli_with_kept_targets(tiny_model, keep_setup, tmp_path, capsys):
     code, _, err = run_cli(["sample", "--model", tiny_model["ldm"], "--task", bad, "--n", "1", "--steps", "2", "--out", tmp_path / "o2"], capsys)
     lines = [x for x in err.splitlines() if x.strip() and "%|" not in x and not x.startswith(("warning:", "note:"))]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "exactly one of 'scale', 'value' and 'keep: true'" in lines[0]
+
+
+def test_the_packaged_atrial_separation_keeps_each_atriums_own_volume():
+    from anatomica.control.spec import load_task
+
+    spec = load_task("atrial-separation")
+    kept = {d.name: d.targets.kept for d in spec.domains}
+    assert kept == {"atria": (), "la": ("mass",), "ra": ("mass",)} and not spec.needs_reference
+    cfg = GuidanceConfig(parsing=None).for_task(spec)
+    assert (cfg.parsing, cfg.normalize, cfg.recurrence, cfg.topology_loss) == ("v", 0.3, 0, "saddle")

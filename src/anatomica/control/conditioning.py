@@ -50,13 +50,17 @@ def _targets_geometry(d) -> bool:
     return any(x is not None for x in (t.mass, t.centroid, t.covariance))
 
 
+def _refuse_kept(name: str) -> None:
+    raise AnatomicaError(f"domain {name!r}: 'keep: true' targets are measured on the sample during guidance; "
+                         "a conditional baseline needs target values")
+
+
 def check_spec(spec: TaskSpec) -> TaskSpec:
     """A task a conditional baseline can be trained for: at least one domain with a geometric target, none kept
     (``keep: true`` is measured during guidance, there is no value to condition on)."""
     for d in spec.domains:
         if d.targets.kept:
-            raise AnatomicaError(f"domain {d.name!r}: 'keep: true' targets are measured on the sample during guidance; "
-                                 "a conditional baseline needs target values")
+            _refuse_kept(d.name)
     if not any(_targets_geometry(d) for d in spec.domains):
         raise AnatomicaError(f"task {spec.name!r} has no geometric targets (mass, centroid or covariance): "
                              "a conditional baseline has nothing to condition on")
@@ -100,8 +104,7 @@ def target_vectors(task: Task, reference: np.ndarray) -> Tensor:
     for d, row in zip(conditioned_domains(task), measured):
         t = d.target
         if t.keep:
-            raise AnatomicaError(f"domain {d.name!r}: 'keep: true' targets are measured on the sample during guidance; "
-                                 "a conditional baseline needs target values")
+            _refuse_kept(d.name)
         mass = row[:1] if t.mass is None else t.mass.double().reshape(1)
         centroid = row[1:4] if t.centroid is None else t.centroid.double().reshape(3)
         cov = row[4:].reshape(3, 3)
