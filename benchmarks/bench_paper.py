@@ -439,7 +439,8 @@ def ablation_table(rows: list[Row], n_boot: int) -> list[str]:
                 cells.append(cell(*speed_ratio(r, v, n_boot), r.paper.get("speed"), 2, "×"))
             cells.append(cell(*mean_ci([s["seconds"] for s in r.result["per_sample"]], n_boot), digits=2))
             cpu = [x.result.get("cpu_seconds") if x.result else None for x in (v, r)]
-            cells.append(f"{cpu[0] / cpu[1]:.2f}× ({cpu[1] / r.result['n']:.2f} s/sample)" if None not in cpu else "—")
+            cells.append("V row not run" if v.result is None else "not recorded" if None in cpu
+                         else f"{cpu[0] / cpu[1]:.2f}× ({cpu[1] / r.result['n']:.2f} s/sample)")
         lines.append(f"| {r.group} | {r.name} | " + " | ".join(cells) + " |")
     return lines
 
