@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         if ae_cfg["data"]["labels"] != cfg["data"]["labels"]:
             raise SystemExit(f"error: {a.autoencoder}'s label table differs from the one {a.prior} was trained on")
         cfg["prior_data"] = {k: v for k, v in cfg["data"].items() if k != "cases"} | {"path": None}
-        cfg["data"] = {k: v for k, v in ae_cfg["data"].items()}
+        cfg["data"] = ae_cfg["data"]  # copied with the recipe just below
     cfg["data"] = {**cfg["data"], "path": None, "recipe": a.recipe}
     cfg["anatomy"] = a.anatomy
 
