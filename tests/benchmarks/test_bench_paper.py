@@ -3,25 +3,13 @@ tmp_path; the section lands between its markers and every figure cell is a numbe
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_paper.py"
 NUMBER = r"-?\d+(?:\.\d+)?"
 FIGURE = re.compile(rf"^{NUMBER}×? \[(?:{NUMBER}, {NUMBER}|interval undefined)\](?: \(paper {NUMBER}×?\))?$")
 CPU = re.compile(rf"^{NUMBER}× \({NUMBER} s/sample\)$")  # the ablation's whole-run CPU speed
 REASONS = {"not recorded", "not trained", "model not packaged", "not run", "not targeted", "V row not run", "no sampling (data)", "failed"}
 ROWS = ("geometric/right-ventricle/unguided", "topological/atrial-separation/unguided", "ablation/heart32/l-local-low")
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_paper", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_paper"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def table_rows(section: str) -> list[list[str]]:
@@ -33,8 +21,8 @@ def table_rows(section: str) -> list[list[str]]:
     return out
 
 
-def test_bench_paper_smoke(tmp_path):
-    bench = load_bench()
+def test_bench_paper_smoke(tmp_path, bench_script):
+    bench = bench_script("bench_paper")
     results = tmp_path / "results.md"
     results.write_text("# Results\n\nkept above\n")
     args = ["--work", str(tmp_path / "work"), "--n", "2", "--steps", "2", "--batch-size", "2", "--boot", "20",

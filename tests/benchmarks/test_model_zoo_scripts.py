@@ -3,9 +3,7 @@ samples like the run; its card holds finite figures in range and the task-topolo
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,20 +13,10 @@ from anatomica.guided.run import prior_latents
 from anatomica.io.checkpoint import load_tensors, read_config
 from anatomica.model import load_model
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
-
-def load(name: str):
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_package_then_card(tmp_path, tiny_model):
+def test_package_then_card(tmp_path, tiny_model, bench_script):
     torch.set_num_threads(1)
-    package = load("package_model")
+    package = bench_script("package_model")
     assert package.main(["tiny", "--prior", str(tiny_model["ldm"]), "--anatomy", "toy", "--recipe", "8 toy cases",
                          "--root", str(tmp_path), "--logs", str(tmp_path / "logs")]) == 0
     folder = tmp_path / "tiny"
@@ -40,7 +28,7 @@ def test_package_then_card(tmp_path, tiny_model):
     za, zb = prior_latents(a, [0, 1], 0, 3), prior_latents(b, [0, 1], 0, 3)
     assert torch.allclose(za, zb, atol=0.05)  # half-precision weights, fp32 modules
 
-    card = load("model_card")
+    card = bench_script("model_card")
     assert card.main([str(folder), "--test", str(tiny_model["references"]), "--task", str(tiny_model["topological"]),
                       "--n", "2", "--steps", "2", "--boot", "20", "--batch", "2"]) == 0
     c = json.loads((folder / "card.json").read_text())
@@ -53,7 +41,7 @@ def test_package_then_card(tmp_path, tiny_model):
     assert set(dice) == {"conv", "field"} and all(0.0 <= v <= 1.0 for v in dice.values())
 
 
-def test_package_with_finer_decoders_writes_their_grid(tmp_path, tiny_model):
+def test_package_with_finer_decoders_writes_their_grid(tmp_path, tiny_model, bench_script):
     """heart64's recipe on the tiny model: decoders trained at 2× the grid on the prior's frozen encoder
     (``--upscale 2``); the packaged model keeps the prior's latents and writes label maps on the finer grid."""
     from conftest import AFFINE, LABELS
@@ -78,7 +66,7 @@ def test_package_with_finer_decoders_writes_their_grid(tmp_path, tiny_model):
     tc = AutoencoderTrainConfig(steps=2, batch_size=2, field_points=256, checkpoint_every=1000, log_every=1, val_fraction=0.0,
                                 trainable="decoders", init=str(tiny_model["ldm"]))
     ae = train_autoencoder(tmp_path / "fine", tmp_path / "ae2", model=AutoencoderConfig(upscale=2), train=tc, progress=False)
-    package = load("package_model")
+    package = bench_script("package_model")
     assert package.main(["tiny2", "--prior", str(tiny_model["ldm"]), "--autoencoder", str(ae), "--anatomy", "toy",
                          "--recipe", "8 toy cases at 2× the grid", "--root", str(tmp_path), "--logs", str(tmp_path / "logs")]) == 0
     coarse, fine = load_model(tiny_model["ldm"]), load_model(tmp_path / "tiny2")
