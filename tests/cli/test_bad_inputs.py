@@ -210,6 +210,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("sample reference without task", [*S, "--reference", "{refs}"], "guide a --task"),
     ("sample scale without task", [*S, "--guidance-scale", "10"], "guide a --task"),
     ("sample parsing without task", [*S, "--parsing", "v"], "guide a --task"),
+    ("sample recurrence without task", [*S, "--recurrence", "1"], "--recurrence: these guide a --task"),
+    ("sample resolution without task", [*S, "--resolution", "low"], "--resolution: these guide a --task"),
     ("sample out is file", ["sample", "--model", "{ldm}", "--n", "1", "--steps", "2", "--out", "{file}"], "not a folder"),
     ("sample out below file", ["sample", "--model", "{ldm}", "--n", "1", "--steps", "2", "--out", "{file}/x"], "which is a file"),
     ("sample out not empty", ["sample", "--model", "{ldm}", "--n", "1", "--steps", "2", "--out", "{out}"], "not empty"),

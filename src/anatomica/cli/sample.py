@@ -88,9 +88,6 @@ def sample(
     check_seed(seed)
     set_threads(threads)
     lo, hi = parse_sigma_window(sigma_window)
-    topo_options = {"--guidance-normalize": guidance_normalize, "--guidance-clip": guidance_clip, "--recurrence": recurrence, "--topology-loss": topology_loss, "--topology-margin": topology_margin}
-    if task is None and any(v is not None for v in topo_options.values()):
-        raise AnatomicaError(f"{', '.join(k for k, v in topo_options.items() if v is not None)} guide a --task; give one")
     config = GuidanceConfig(parsing=parsing, resolution=resolution, scale=guidance_scale, fast=fast_gradient,
                             sigma_min=lo, sigma_max=hi, steps=steps, sampler=sampler, decoder=decoder,
                             precision=precision, normalize=guidance_normalize, clip=guidance_clip, recurrence=recurrence,

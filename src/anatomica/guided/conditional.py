@@ -24,8 +24,6 @@ from anatomica.control.schema import TaskSpec
 from anatomica.diffusion.edm import ConditionedDenoiser
 from anatomica.errors import AnatomicaError
 from anatomica.guided.run import (
-    DEFAULT_SIGMA_MAX,
-    DEFAULT_SIGMA_MIN,
     GuidanceConfig,
     SampleResult,
     SamplingPlan,
@@ -65,22 +63,12 @@ def condition_record(model: str | Path) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def _guidance_options(config: GuidanceConfig) -> list[str]:
-    asked = {"--guidance-scale": config.scale is not None, "--fast-gradient": config.fast,
-             "--sigma-window": (config.sigma_min, config.sigma_max) != (DEFAULT_SIGMA_MIN, DEFAULT_SIGMA_MAX),
-             "--parsing": config.parsing not in (None, GuidanceConfig.parsing), "--resolution": config.resolution is not None,
-             "--guidance-normalize": config.normalize is not None, "--guidance-clip": config.clip is not None,
-             "--recurrence": config.recurrence is not None, "--topology-loss": config.topology_loss is not None,
-             "--topology-margin": config.topology_margin is not None}
-    return [k for k, v in asked.items() if v]
-
-
 def check_request(run: SamplingRun, record: dict) -> None:
     """A conditional model samples given --task (the one it was trained for) and --reference, and is not guided."""
     what = f"{run.model} is a conditional baseline ({record['kind']} conditioning, trained for task {record['task']!r})"
     if run.task is None or run.reference is None:
         raise AnatomicaError(f"{what}: it samples the task's targets for each reference, give --task {record['task']} --reference REF")
-    guiding = _guidance_options(run.config)
+    guiding = run.config.guiding_options()
     if guiding:
         raise AnatomicaError(f"{what}: it is not guided, drop {', '.join(guiding)}")
 

@@ -100,6 +100,16 @@ class GuidanceConfig:
             raise AnatomicaError(f"--topology-margin must be a number in [0, 0.5), got {self.topology_margin}")
         return self
 
+    def guiding_options(self) -> list[str]:
+        """The CLI options of guidance this config sets (away from their defaults), for requests that take none."""
+        asked = {"--guidance-scale": self.scale is not None, "--fast-gradient": self.fast,
+                 "--sigma-window": (self.sigma_min, self.sigma_max) != (DEFAULT_SIGMA_MIN, DEFAULT_SIGMA_MAX),
+                 "--parsing": self.parsing not in (None, GuidanceConfig.parsing), "--resolution": self.resolution is not None,
+                 "--guidance-normalize": self.normalize is not None, "--guidance-clip": self.clip is not None,
+                 "--recurrence": self.recurrence is not None, "--topology-loss": self.topology_loss is not None,
+                 "--topology-margin": self.topology_margin is not None}
+        return [k for k, v in asked.items() if v]
+
     def for_task(self, spec: TaskSpec) -> GuidanceConfig:
         """This config with what was left open filled in from the task's ``guidance:`` block: w (else DEFAULT_SCALE),
         parsing and resolution (when the parsing is None), the σ window (when the config has the default one),
@@ -367,12 +377,9 @@ class SamplingRun:
         if self.n < 1 or self.batch_size < 1:
             raise AnatomicaError(f"--n and --batch-size must be >= 1, got {self.n} and {self.batch_size}")
         if self.task is None:
-            guiding = {"--reference": self.reference is not None, "--resolution": self.config.resolution is not None,
-                       "--guidance-scale": self.config.scale is not None, "--fast-gradient": self.config.fast,
-                       "--sigma-window": (self.config.sigma_min, self.config.sigma_max) != (DEFAULT_SIGMA_MIN, DEFAULT_SIGMA_MAX),
-                       "--parsing": self.config.parsing not in (None, GuidanceConfig.parsing)}
-            if any(guiding.values()):
-                raise AnatomicaError("--reference, --parsing, --resolution, --guidance-scale, --fast-gradient and --sigma-window guide a --task; give one")
+            guiding = (["--reference"] if self.reference is not None else []) + self.config.guiding_options()
+            if guiding:
+                raise AnatomicaError(f"{', '.join(guiding)}: these guide a --task; give one")
         self.config.check()
         check_output_dir(self.out, self.overwrite, "pass --overwrite to replace its samples")
         return self
@@ -400,8 +407,8 @@ class SamplingPlan:
 def plan_sampling(run: SamplingRun) -> SamplingPlan:
     """Validate everything (options, --out, task, references) and load the model: no sampling, no files."""
     from anatomica.control.spec import load_task
-    from anatomica.io.nifti import load_label_map
     from anatomica.guided.conditional import check_request, condition_record, plan_conditional
+    from anatomica.io.nifti import load_label_map
     from anatomica.model import load_model, resolve_model
 
     record = condition_record(run.model)
