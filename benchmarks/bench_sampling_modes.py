@@ -14,8 +14,9 @@ noise for every row. Rows (``--rows``, comma-separated names; default all but th
 
 Batches mix references (stacked per-sample targets). Errors are the paper's L1 (``metrics.geometry``, ×1e5 /
 ×1e4 / ×1e5 as its table prints them) of the output label map, decoded by the decoder the parsing read, with
-95 % bootstrap intervals over samples; seconds per sample are wall time of sampling. The rows are interleaved
-batch by batch in one process on one thread, so load from other processes affects them alike; "speed ÷ V's" is
+95 % bootstrap intervals over samples; seconds per sample are this process's CPU time of sampling (one thread,
+so they follow the work rather than other processes' load, which only inflates them through shared caches and
+memory bandwidth). The rows are interleaved batch by batch, so such load affects them alike; "speed ÷ V's" is
 the V row's seconds per sample over the row's, "labels =" the voxel agreement with the same parsing's fp32
 full-gradient row.
 
@@ -74,15 +75,16 @@ def floor_batch(bundle, idx: list[int], config: GuidanceConfig) -> list[SimpleNa
 
 def run_batch(bundle, tasks, idx: list[int], config: GuidanceConfig, one_by_one: bool, denoiser_sigma_data: float | None,
               floor: bool = False):
-    """One batch of a row (or its samples one at a time): results and wall seconds."""
+    """One batch of a row (or its samples one at a time): results and CPU seconds of this process (one thread: its
+    work, whatever other processes' load does to wall time)."""
     if floor:
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         results = floor_batch(bundle, idx, config)
-        return results, time.perf_counter() - t0
+        return results, time.process_time() - t0
     if denoiser_sigma_data is not None:  # the old fast gradient: c_skip → 1
         old = bundle.denoiser.sigma_data
         bundle.denoiser.sigma_data = denoiser_sigma_data
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     try:
         results = []
         for chunk in ([[i] for i in idx] if one_by_one else [idx]):
@@ -92,7 +94,7 @@ def run_batch(bundle, tasks, idx: list[int], config: GuidanceConfig, one_by_one:
     finally:
         if denoiser_sigma_data is not None:
             bundle.denoiser.sigma_data = old
-    return results, time.perf_counter() - t0
+    return results, time.process_time() - t0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,12 +135,12 @@ def main(argv: list[str] | None = None) -> None:
             out, dt = run_batch(bundle, tasks, idx, configs[name], one_by_one, sd, floor=name == "floor")
             results[name] += out
             seconds[name] += dt
-        print(f"  batch {b + 1}/{len(batches)}: " + ", ".join(f"{k} {seconds[k] / len(results[k]):.2f}" for k in names) + " s/sample", flush=True)
+        print(f"  batch {b + 1}/{len(batches)}: " + ", ".join(f"{k} {seconds[k] / len(results[k]):.2f}" for k in names) + " CPU s/sample", flush=True)
     domain = spec.domains[0].name
     w = {configs[k].parsing: configs[k].scale for k in names if k != "unguided"}
     print(f"\n{args.task} on {args.model}, n = {args.n}, {args.refs} references, batch {args.batch}, {args.steps} Heun steps, "
           f"1 thread, w = {w}; wall {time.perf_counter() - t_start:.0f} s\n")
-    print("| row | s / sample | speed ÷ V's | mass L1 ×1e5 | centroid L1 ×1e4 | covariance L1 ×1e5 | labels = fp32 full-gradient row |")
+    print("| row | CPU s / sample | speed ÷ V's | mass L1 ×1e5 | centroid L1 ×1e4 | covariance L1 ×1e5 | labels = fp32 full-gradient row |")
     print("|---|---|---|---|---|---|---|")
     for name in names:
         per_sample = seconds[name] / args.n
