@@ -39,15 +39,9 @@ from anatomica.data.phantoms import heart
 from anatomica.diffusion.guidance import GuidedDenoiser
 from anatomica.diffusion.sampling import SAMPLERS
 from anatomica.guided.run import GuidanceConfig, decode_labels, guided_batch, resolve_per_reference, schedule
+from anatomica.metrics.bootstrap import bootstrap
 from anatomica.metrics.geometry import PAPER_SCALE, task_errors
 from anatomica.model import load_model
-
-
-def bootstrap(values: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    rng = np.random.default_rng(seed)
-    means = rng.choice(values, (reps, len(values))).mean(1)
-    return float(values.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
-
 
 ROWS = {  # name -> (parsing, batch of 1?, config changes, σ_d override)
     "unguided": ("l-local", False, {"scale": 0.0}, None),
@@ -148,8 +142,8 @@ def main(argv: list[str] | None = None) -> None:
         cells = []
         for m in ("mass", "centroid", "covariance"):
             v = np.array([task_errors(tasks[i % len(tasks)], r.labels)[domain][m] for i, r in enumerate(results[name])]) * PAPER_SCALE[m]
-            mean, lo, hi = bootstrap(v)
-            cells.append(f"{mean:.0f} [{lo:.0f}, {hi:.0f}]")
+            b = bootstrap(lambda i: float(v[i].mean()), len(v), 2000)
+            cells.append(f"{b['value']:.0f} [{b['ci95'][0]:.0f}, {b['ci95'][1]:.0f}]")
         ref = "v" if ROWS[name][0] == "v" else "l"
         agree = f"{100 * np.mean([(a.labels == b.labels).mean() for a, b in zip(results[name], results[ref])]):.2f} % ({ref})" if ref in results else "—"
         print(f"| {name} | {per_sample:.2f} | {speed} | {' | '.join(cells)} | {agree} |")
