@@ -88,7 +88,8 @@ SPEC_KEYS = ("keep", "lam")
 
 def variant_spec(spec: TaskSpec, text: str) -> TaskSpec:
     """The task of a variant: ``keep:mass+centroid+covariance`` replaces the geometric targets of every domain
-    that has some by ``keep: true`` of those moments (the sample's own when guidance starts); ``lam:M/C/V`` sets
+    that has some by ``keep: true`` of those moments (the sample's own when guidance starts) — in a task without
+    geometric targets (calcium-count) it adds them to every domain, the topological one included; ``lam:M/C/V`` sets
     the weights λ0 / λ1 / λ2 of mass, centroid and covariance."""
     kv = dict(p.split(":", 1) for p in text.split(",") if p)
     if "keep" in kv:
@@ -97,10 +98,12 @@ def variant_spec(spec: TaskSpec, text: str) -> TaskSpec:
         if bad:
             raise SystemExit(f"keep: unknown moments {bad} (mass, centroid, covariance)")
         made = {"mass": MassTarget(keep=True), "centroid": CentroidTarget(keep=True), "covariance": CovarianceTarget(keep=True)}
+        geometric = lambda t: any(x is not None for x in (t.mass, t.centroid, t.covariance))  # noqa: E731
+        every = not any(geometric(d.targets) for d in spec.domains)  # a purely topological task: keep on every domain
         domains = []
         for d in spec.domains:
             t = d.targets
-            if any(x is not None for x in (t.mass, t.centroid, t.covariance)):
+            if every or geometric(t):
                 t = Targets(betti=t.betti, **{k: made[k] for k in moments})
             domains.append(d.model_copy(update={"targets": t}))
         spec = spec.model_copy(update={"domains": domains})
@@ -148,6 +151,11 @@ def run_variant(bundle, name: str, text: str, args, refs, held_out, target_refs)
     return row, labels
 
 
+def safe_name(name: str) -> str:
+    """A variant name as a file name: anything but letters, digits, '.', '-' and '_' becomes '_'."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in ".-_") else "_" for c in name)
+
+
 def table(rows: list[dict]) -> str:
     base = rows[0]
     head = ("| config | B0 acc. [95 % CI] | B1 acc. | B2 acc. | all Betti targets | B0 counts (0/1/2/3/≥4) | 1-NNA | FMD | "
@@ -179,6 +187,7 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", default=None, help=f"';'-separated items, each a name of {list(VARIANTS)} (several names may share an item, ','-separated) or NAME=key:value,… (default for atrial-separation: {DEFAULT!r}; for other tasks: 'unguided=w:0;packaged=')")
     ap.add_argument("--figure", type=Path, default=None, help="also write the before/after figure here (e.g. docs/img/atrial_separation_before_after.png)")
     ap.add_argument("--figure-rows", default="unguided,old w100,packaged")
+    ap.add_argument("--save-labels", action="store_true", help="also write each variant's label maps to OUT/labels/NAME.npz (uint8, (n, *shape))")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -203,6 +212,9 @@ def main(argv=None) -> int:
         row, labels = run_variant(bundle, name, text, args, held_out[: args.refs], held_out[: args.n], target_refs)
         rows.append(row)
         figure[name] = labels[:6]
+        if args.save_labels:
+            (args.out / "labels").mkdir(exist_ok=True)
+            np.savez_compressed(args.out / "labels" / f"{safe_name(name)}.npz", labels=np.stack(labels).astype(np.uint8))
         print(json.dumps(row), flush=True)
     wall = time.perf_counter() - t_all
     md = (f"### {args.task} (n = {args.n}, {args.steps} Heun steps, seed {args.seed}, batch {args.batch}, "
