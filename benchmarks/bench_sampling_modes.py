@@ -6,7 +6,8 @@ noise for every row. Rows (``--rows``, comma-separated names; default all but th
 - ``unguided``: w = 0, the floor of the errors;
 - ``v``, ``v-fast``, ``v-bf16``: V-parsing with the full gradient through the denoiser, with the fast gradient
   (the c_skip(σ) Jacobian: no backward through the denoiser), and with bf16 autocast;
-- ``l``, ``l-fast``, ``l-bf16``: the same for L-local/low (partial decoding through the neural field);
+- ``l``, ``l-fast``, ``l-bf16``: the same for L-local/low (partial decoding through the neural field), and
+  ``l-fast-bf16`` with both;
 - ``floor``: the full gradient of a potential that costs nothing (0·Σẑ0) over the same σ window: the denoiser's
   own forward + backward per call, which bounds every full-gradient parsing (V / floor is the most any L can gain);
 - ``l-batch1``: L at batch 1 (what a run without mixed-reference batches paid);
@@ -51,6 +52,7 @@ ROWS = {  # name -> (parsing, batch of 1?, config changes, σ_d override)
     "l": ("l-local", False, {}, None),
     "l-fast": ("l-local", False, {"fast": True}, None),
     "l-bf16": ("l-local", False, {"precision": "bf16"}, None),
+    "l-fast-bf16": ("l-local", False, {"fast": True, "precision": "bf16"}, None),
     "floor": ("l-local", False, {}, None),
     "l-batch1": ("l-local", True, {}, None),
     "l-nojac": ("l-local", False, {"fast": True}, 1e6),
