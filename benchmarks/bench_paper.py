@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import functools
 import hashlib
 import json
 import os
@@ -48,6 +49,7 @@ from anatomica.io.nifti import LabelMap, load_label_map
 from anatomica.metrics.bootstrap import bootstrap, bootstrap_two_sample, share
 from anatomica.metrics.fmd import feature_matrix, fmd_from_features
 from anatomica.metrics.geometry import PAPER_SCALE, task_errors
+from anatomica.model import resolve_model
 from anatomica.pretrained import packaged_models
 
 BEGIN, END = "<!-- bench_paper:begin -->", "<!-- bench_paper:end -->"
@@ -225,12 +227,24 @@ def row_command(row: Row, refs: Path | None, args, out: Path) -> list[str]:
                   "--threads", "1", *row.options, "--out", str(out)]
 
 
+@functools.lru_cache(maxsize=None)
+def model_digest(model: str) -> str:
+    """SHA-1 of a model folder's config and weights, so re-trained or re-shipped weights are new rows."""
+    folder, h = resolve_model(model), hashlib.sha1()
+    for name in ("config.json", "model.safetensors"):
+        if (folder / name).is_file():
+            h.update((folder / name).read_bytes())
+    return h.hexdigest()
+
+
 def row_key(row: Row, args, refs: Path | None) -> str:
-    """Cache folder of a row: readable, plus a hash of its exact command (rows with the same command share it)."""
+    """Cache folder of a row: readable, plus a hash of its exact command, of the task as it loads (a packaged YAML
+    edited since is a new row, not a stale cache hit) and of the model's files."""
     cmd = row_command(row, refs, args, Path("OUT"))[len(anatomica_command()):]
     if row.model not in packaged_models():  # a run folder: the path itself, resolved
         cmd[cmd.index("--model") + 1] = str(Path(row.model).resolve())
-    h = hashlib.sha1(json.dumps(cmd).encode()).hexdigest()[:10]
+    task = load_task(row.task).model_dump(mode="json")
+    h = hashlib.sha1(json.dumps([cmd, task, model_digest(str(row.model))], sort_keys=True).encode()).hexdigest()[:10]
     return f"{slug(Path(str(row.model)).name)}__{row.task}__{slug(' '.join(row.options)) or 'default'}__n{args.n}-st{args.steps}-s{args.seed}-{h}"
 
 

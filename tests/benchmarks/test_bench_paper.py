@@ -47,3 +47,19 @@ def test_bench_paper_smoke(tmp_path, bench_script):
     assert bench.main(args) == 0
     again = results.read_text()
     assert again.count(bench.BEGIN) == 1 and "0 row(s) sampled now" in again
+
+
+def test_row_key_follows_the_task_file(tmp_path, bench_script):
+    """A task YAML edited since a row ran is a new row, not a stale cache hit; an unchanged one keeps its key."""
+    from importlib import resources
+    from types import SimpleNamespace
+
+    bench = bench_script("bench_paper")
+    yaml = tmp_path / "rv.yaml"
+    yaml.write_text((resources.files("anatomica") / "tasks" / "right-ventricle.yaml").read_text())
+    args = SimpleNamespace(n=2, steps=2, seed=0, batch_size=2)
+    row = bench.Row("geometric/rv/anatomica-l", "geometric", "rv", "L", str(yaml), "heart32", ("--parsing", "l-local"))
+    key = bench.row_key(row, args, None)
+    assert bench.row_key(row, args, None) == key
+    yaml.write_text(yaml.read_text().replace("scale: 1.3", "scale: 1.4"))
+    assert bench.row_key(row, args, None) != key
