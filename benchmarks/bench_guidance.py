@@ -231,10 +231,20 @@ def sweep_configs(scales: str, modes: str, steps: int) -> list[tuple[str, Guidan
     for w in (float(x) for x in scales.split(",")):
         for mode in modes.split(","):
             text, _, smax = mode.partition("@")
-            text, fast = text.removesuffix("+fast"), text.endswith("+fast")
-            parsing, _, res = text.partition("/")
-            cfg = GuidanceConfig(parsing=parsing, resolution=points_preset(res) or None, scale=w, fast=fast, steps=steps,
-                                 sigma_max=float(smax) if smax else float("inf")).check()
+            head, *flags = text.split("+")  # flags: fast, clipρ, normρ (--guidance-clip / --guidance-normalize)
+            extra = {"fast": False}
+            for f in flags:
+                if f == "fast":
+                    extra["fast"] = True
+                elif f.startswith("clip"):
+                    extra["clip"] = float(f[4:])
+                elif f.startswith("norm"):
+                    extra["normalize"] = float(f[4:])
+                else:
+                    raise SystemExit(f"--sweep-modes: unknown flag {f!r} in {mode!r} (fast, clipρ, normρ)")
+            parsing, _, res = head.partition("/")
+            cfg = GuidanceConfig(parsing=parsing, resolution=points_preset(res) or None, scale=w, steps=steps,
+                                 sigma_max=float(smax) if smax else float("inf"), **extra).check()
             configs.append((f"{mode} w={w:g}", cfg))
     return configs
 
@@ -273,7 +283,7 @@ def main(argv=None) -> int:
     ap.add_argument("--mosaics", action="store_true", help="also write OUT/mosaics/TASK__CONFIG.png (first 4 samples, domains outlined)")
     ap.add_argument("--sweep", default=None, help="comma-separated guidance scales: run only --sweep-modes at each (plus unguided) and print one table")
     ap.add_argument("--sweep-modes", default="v,l-local/low", help="with --sweep: comma-separated v | l-local/RES | l-coarse/RES, '+fast' for the fast gradient, "
-                    "'@SMAX' to guide only for σ <= SMAX (e.g. l-local/low+fast@5); l-local/N reads every domain on N points per axis (see points_preset)")
+                    "'+clipρ' / '+normρ' for --guidance-clip / --guidance-normalize, '@SMAX' to guide only for σ <= SMAX (e.g. l-local/low+fast@5); l-local/N reads every domain on N points per axis (see points_preset)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)

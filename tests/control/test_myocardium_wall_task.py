@@ -2,7 +2,7 @@
 
 Four line domains of 32 points (≈ 42 mm each on the 5 mm heart phantoms) through a ≈ 10 mm wall; the target is
 the wall 25 % longer along each ray, ≈ 2.5 mm. L-local re-grids lines to the preset's points, and 12 points
-(preset 'low', 3.8 mm apart) alias a wall that spans two or three of them: the task asks for 'high' (24 points).
+(preset 'low', 3.8 mm apart) alias a wall that spans two or three of them: the task asks for 'high' (24 points), with capped steps (clip 0.5).
 """
 
 import numpy as np
@@ -35,7 +35,7 @@ def _length_fraction(union: torch.Tensor, domain) -> float:
 def test_myocardium_wall_guides_on_l_local_high_by_default():
     spec = load_task("myocardium-wall")
     cfg = GuidanceConfig(parsing=None).for_task(spec)  # what `anatomica sample` uses without --parsing / --resolution
-    assert (cfg.parsing, cfg.resolution_name, cfg.scale) == ("l-local", "high", 10000.0)
+    assert (cfg.parsing, cfg.resolution_name, cfg.scale, cfg.clip, cfg.fast) == ("l-local", "high", 100000.0, 0.5, False)
     _, task = next(_cases([0]))
     assert len(task.domains) == 4 and all(d.domain.size == (32, 1, 1) for d in task.domains)
     assert {parsed_size(d.domain, cfg.parsing, PRESETS[cfg.resolution_name]) for d in task.domains} == {(24, 1, 1)}
