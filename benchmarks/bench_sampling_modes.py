@@ -69,24 +69,26 @@ def floor_batch(bundle, idx: list[int], config: GuidanceConfig) -> list[SimpleNa
     return [SimpleNamespace(labels=lab) for lab in labels]
 
 
+def guided_rows(bundle, tasks, idx: list[int], config: GuidanceConfig, one_by_one: bool) -> list:
+    """The samples of ``idx`` in one batch that mixes references (or one at a time)."""
+    results = []
+    for chunk in ([[i] for i in idx] if one_by_one else [idx]):
+        ks = [i % len(tasks) for i in chunk]
+        task = tasks[ks[0]] if len(set(ks)) == 1 else [tasks[k] for k in ks]
+        results += guided_batch(bundle, task, chunk, 0, config, record_unguided=False)
+    return results
+
+
 def run_batch(bundle, tasks, idx: list[int], config: GuidanceConfig, one_by_one: bool, denoiser_sigma_data: float | None,
               floor: bool = False):
     """One batch of a row (or its samples one at a time): results and CPU seconds of this process (one thread: its
     work, whatever other processes' load does to wall time)."""
-    if floor:
-        t0 = time.process_time()
-        results = floor_batch(bundle, idx, config)
-        return results, time.process_time() - t0
     if denoiser_sigma_data is not None:  # the old fast gradient: c_skip → 1
         old = bundle.denoiser.sigma_data
         bundle.denoiser.sigma_data = denoiser_sigma_data
     t0 = time.process_time()
     try:
-        results = []
-        for chunk in ([[i] for i in idx] if one_by_one else [idx]):
-            ks = [i % len(tasks) for i in chunk]
-            task = tasks[ks[0]] if len(set(ks)) == 1 else [tasks[k] for k in ks]
-            results += guided_batch(bundle, task, chunk, 0, config, record_unguided=False)
+        results = floor_batch(bundle, idx, config) if floor else guided_rows(bundle, tasks, idx, config, one_by_one)
     finally:
         if denoiser_sigma_data is not None:
             bundle.denoiser.sigma_data = old

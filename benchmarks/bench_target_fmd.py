@@ -30,7 +30,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_guidance import TARGET_SETS, references
-from bench_paper import MOMENTS, held_out, mean_ci, read_maps, set_distances, task_labels
+from bench_paper import GEOMETRIC_MODEL, MOMENTS, TOPOLOGICAL, held_out, mean_ci, model_frame, read_maps, set_distances, task_labels
 
 from anatomica.control.spec import load_task
 from anatomica.guided.run import resolve_per_reference
@@ -54,9 +54,6 @@ def similarity_edit(lm: LabelMap, label: str, scale: float, offset_mm: np.ndarra
     return out
 
 
-SYSTEMS = {"atrial-separation": "heart", "branch-connectivity": "aorta", "vertebrae-connectivity": "spine", "calcium-count": "coronary"}
-
-
 def distance_cells(real: list[np.ndarray], arrays: list[np.ndarray], labels: dict[str, int], affine: np.ndarray, n_boot: int) -> str:
     d = set_distances(real, arrays, labels, affine, n_boot)
     f, nna = d["fmd"], d["one_nna"]
@@ -68,15 +65,16 @@ def right_ventricle(args) -> None:
     (domain,) = spec.domains
     scale = float(domain.targets.mass.scale) ** (1 / 3)
     offset = np.asarray(domain.targets.centroid.offset_mm, float)
-    refs = read_maps(held_out(args.work, "heart", args.size, args.ref_seed, args.n))
-    real = [m.array for _, m in read_maps(held_out(args.work, "heart", args.size, args.comparison_seed, args.n))]
+    system, size = model_frame(GEOMETRIC_MODEL)  # the geometric table's model and its phantoms
+    refs = read_maps(held_out(args.work, system, size, args.ref_seed, args.n))
+    real = [m.array for _, m in read_maps(held_out(args.work, system, size, args.comparison_seed, args.n))]
     lm0 = refs[0][1]
     tasks = resolve_per_reference(spec, refs, lm0.labels, lm0.array.shape, lm0.affine)
     (label,) = domain.labels
     edited = [similarity_edit(m, label, scale, offset) for _, m in refs]
     labels = task_labels(spec, lm0.labels)
     print(f"right-ventricle targets: mass × {domain.targets.mass.scale}, centroid + {offset.tolist()} mm; n = {args.n} references "
-          f"(heart{args.size}, seed {args.ref_seed}) against {args.n} comparison phantoms (seed {args.comparison_seed})\n")
+          f"({system}{size}, seed {args.ref_seed}) against {args.n} comparison phantoms (seed {args.comparison_seed})\n")
     print("| row | mass L1 ×1e5 | centroid L1 ×1e4 | covariance L1 ×1e5 | FMD | 1-NNA |")
     print("|---|---|---|---|---|---|")
     for name, arrays in (("held-out references (unedited)", [m.array for _, m in refs]), ("references edited to the targets", edited)):
@@ -91,11 +89,11 @@ def right_ventricle(args) -> None:
 def topological(args, task: str) -> None:
     """Phantoms that already meet the task's Betti target (the generator's own flags, bench_guidance.TARGET_SETS) against
     the comparison set: the FMD and 1-NNA of a generator that always meets the target and is otherwise the data."""
-    spec, system = load_task(task), SYSTEMS[task]
+    spec, (system, size) = load_task(task), model_frame(TOPOLOGICAL[task])  # the task's own anatomy, as in bench_paper
     tag, keep = TARGET_SETS[task]
-    real = [m.array for _, m in read_maps(held_out(args.work, system, args.size, args.comparison_seed, args.n))]
-    data = [m.array for _, m in read_maps(held_out(args.work, system, args.size, args.ref_seed, args.n))]
-    meeting = references(args.size, args.n, args.target_seed, args.work / "targets" / task, keep=keep, tag=tag, system=system)
+    real = [m.array for _, m in read_maps(held_out(args.work, system, size, args.comparison_seed, args.n))]
+    data = [m.array for _, m in read_maps(held_out(args.work, system, size, args.ref_seed, args.n))]
+    meeting = references(size, args.n, args.target_seed, args.work / "targets" / task, keep=keep, tag=tag, system=system)
     lm0 = meeting[0][1]
     labels = task_labels(spec, lm0.labels)
     for name, arrays in ((f"held-out {system} phantoms (seed {args.ref_seed})", data),
@@ -106,21 +104,20 @@ def topological(args, task: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("runs/bench_paper"), help="folder of the held-out phantom sets (bench_paper's)")
-    ap.add_argument("--tasks", default="right-ventricle," + ",".join(SYSTEMS), help="right-ventricle and/or topological tasks")
+    ap.add_argument("--tasks", default="right-ventricle," + ",".join(TOPOLOGICAL), help="right-ventricle and/or topological tasks")
     ap.add_argument("--n", type=int, default=64, help="references and comparison phantoms")
-    ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--ref-seed", type=int, default=1)
     ap.add_argument("--comparison-seed", type=int, default=2)
     ap.add_argument("--target-seed", type=int, default=3, help="seed stream of the phantoms that meet a topological target")
     ap.add_argument("--boot", type=int, default=1000)
     args = ap.parse_args()
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    unknown = [t for t in tasks if t != "right-ventricle" and t not in SYSTEMS]
+    unknown = [t for t in tasks if t != "right-ventricle" and t not in TOPOLOGICAL]
     if unknown:
-        ap.error(f"unknown tasks {unknown}; choose from right-ventricle, {', '.join(SYSTEMS)}")
+        ap.error(f"unknown tasks {unknown}; choose from right-ventricle, {', '.join(TOPOLOGICAL)}")
     if "right-ventricle" in tasks:
         right_ventricle(args)
-    topo = [t for t in tasks if t in SYSTEMS]
+    topo = [t for t in tasks if t in TOPOLOGICAL]
     if topo:
         print(f"\n{args.n} phantoms per row against {args.n} comparison phantoms (seed {args.comparison_seed}), on the task's labels\n")
         print("| task | row | FMD | 1-NNA |\n|---|---|---|---|")
