@@ -4,7 +4,7 @@ import torch
 
 from anatomica.diffusion.edm import karras_sigmas
 from anatomica.diffusion.noise import initial_noise
-from anatomica.diffusion.sampling import SAMPLERS, sample_euler, sample_heun
+from anatomica.diffusion.sampling import sample_euler, sample_heun
 
 S = 0.8  # data ~ N(0, S² I): the ideal denoiser and the ODE solution are closed-form
 

@@ -27,7 +27,7 @@ def runs(tiny_model, tmp_path_factory) -> dict:
     ae = tiny_model["root"] / "ae"
     explicit = train_diffusion(None, ae, root / "explicit", unet=UNET, train=DiffusionTrainConfig(steps=2, **TRAIN), progress=False,
                                condition="explicit", task=tiny_model["geometric"])
-    return {"root": root, "ae": ae, "explicit": explicit, **{k: tiny_model[k] for k in ("geometric", "topological", "references", "ldm")}}
+    return {"root": root, "ae": ae, "explicit": explicit, **{k: tiny_model[k] for k in ("geometric", "topological", "references", "ldm", "data")}}
 
 
 def test_conditional_run_records_its_condition_and_loads(runs):
@@ -102,6 +102,49 @@ def test_wrong_requests_to_a_conditional_model_fail_with_one_line(runs, tmp_path
     fmt = {k: runs[k] for k in ("geometric", "topological", "references")}
     argv = ["sample", "--model", runs["explicit"], "--n", 1, "--steps", 2, "--out", tmp_path / "o", "--threads", 1,
             *[str(a).format(**fmt) for a in extra]]
+    code, _, err = run_cli(argv, capsys)
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith(("warning:", "note:"))]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert not Path(tmp_path / "o").exists()
+
+
+def test_a_warm_started_baseline_begins_as_the_prior_and_keeps_its_units(runs, tmp_path):
+    """--init: the conditional denoiser starts equal to the prior for every condition (zero-weight condition
+    channels), and trains in the prior's latent normalization on the prior's autoencoder."""
+    from anatomica.training.diffusion import DiffusionTask
+
+    prior_state, prior_config = load_weights(runs["ldm"])
+    prior = load_model(runs["ldm"])
+    uc = UNetConfig.from_dict({**prior_config["model"]["unet"], "in_channels": 4 + 13, "out_channels": 4})
+    task = DiffusionTask(uc, DiffusionTrainConfig(steps=1), torch.zeros(2, *prior.latent_shape), cond=torch.zeros(2, 13, 1, 1, 1))
+    task.init_from(prior_state)
+    x, sigma = torch.randn(2, *prior.latent_shape, generator=torch.Generator().manual_seed(0)), torch.tensor([0.7, 3.0])
+    c = torch.randn(2, 13, *prior.latent_shape[1:], generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(task.ema(x, sigma, cond=c), prior.denoiser(x, sigma), atol=1e-5)
+    widened = [k for k, v in task.denoiser.state_dict().items() if v.shape != prior_state[k].shape]
+    assert len(widened) == 1
+    w = task.denoiser.state_dict()[widened[0]]
+    assert torch.equal(w[:, :4], prior_state[widened[0]]) and not w[:, 4:].any()
+
+    run = train_diffusion(runs["data"], None, tmp_path / "warm", train=DiffusionTrainConfig(steps=2, init=str(runs["ldm"]), **TRAIN),
+                          progress=False, condition="explicit", task=runs["geometric"])
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["init"] == str(runs["ldm"]) and config["condition"]["kind"] == "explicit"
+    for k in ("latent_shift", "latent_scale", "latent_shape"):
+        assert config["model"][k] == prior_config["model"][k]
+    assert config["model"]["unet"]["channels"] == prior_config["model"]["unet"]["channels"]
+    assert (run / "autoencoder.safetensors").read_bytes() == (Path(runs["ldm"]) / "autoencoder.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--autoencoder", "{ae}"], "drop --autoencoder"),
+    ([], "a conditional model"),
+])
+def test_wrong_warm_starts_fail_with_one_line(runs, tmp_path, capsys, extra, message):
+    source = runs["ldm"] if extra else runs["explicit"]
+    argv = ["train", "diffusion", "--init", source, "--out", tmp_path / "o", "--steps", 2, "--threads", 1,
+            "--condition", "explicit", "--task", runs["geometric"], *[str(a).format(ae=runs["ae"]) for a in extra]]
     code, _, err = run_cli(argv, capsys)
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith(("warning:", "note:"))]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err

@@ -128,6 +128,7 @@ def diffusion(
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Write checkpoints/step*.safetensors every N steps."),
     condition: str | None = typer.Option(None, "--condition", help="Train a conditional baseline (docs/conditional.md): explicit (the 13 moments of each --task domain as constant input channels) or implicit (a Gaussian heatmap per domain). Needs --task."),
     task: str | None = typer.Option(None, "--task", help="The control task whose domains' moments condition the model: a packaged task name (e.g. right-ventricle) or a task YAML file. Needs --condition."),
+    init: str | None = typer.Option(None, "--init", help="Start from a trained unconditional prior (a diffusion run or a packaged model, e.g. heart32) instead of from scratch: its weights, latent normalization, architecture (the --unet-* options are not used) and autoencoder (no --autoencoder; a packaged model needs --data). With --condition, the condition channels start at zero weight, so step 0 samples the prior."),
     seed: Seed = 0,
     devices: Devices = 1,
     accelerator: Accelerator = "auto",
@@ -143,6 +144,8 @@ def diffusion(
 
     A conditional baseline of the paper (each case's moments in the task's domains as extra input channels; sample it
     with `anatomica sample --task --reference`): --condition explicit --task right-ventricle
+
+    Fine-tune a baseline from the packaged prior: --init heart32 --data HEART32_TRAIN --condition implicit --task mitral-valve --steps 500
     """
     from anatomica.nn.unet import UNetConfig
     from anatomica.training.diffusion import DiffusionTrainConfig
@@ -162,7 +165,8 @@ def diffusion(
         raise AnatomicaError(f"--ema-decay must be in [0, 1), got {ema_decay}")
     check_count(res_blocks, "--res-blocks")
     unet = UNetConfig(channels=ch, attention_levels=att, num_res_blocks=res_blocks)
-    tc = DiffusionTrainConfig(steps=4000 if steps is None else steps, batch_size=batch_size, lr=lr, ema_decay=ema_decay, seed=seed, checkpoint_every=checkpoint_every)
+    tc = DiffusionTrainConfig(steps=4000 if steps is None else steps, batch_size=batch_size, lr=lr, ema_decay=ema_decay, seed=seed,
+                              checkpoint_every=checkpoint_every, init=init)
     run = train_diffusion(data, autoencoder_run, out, unet=unet, train=tc, devices=devices, accelerator=accelerator, nodes=nodes, overwrite=overwrite,
                           resume=resume, steps=steps if resume else None, condition=condition, task=task)
     _done(run, "latent diffusion model" if condition is None or resume else f"conditional ({condition}) latent diffusion model")

@@ -82,8 +82,8 @@ def decompose(covariance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
 class GeometryTarget:
     """Targets in loss units (see module docstring); ``None`` switches a term off.
 
-    ``keep`` names the moments held at the sample's own value (task ``keep: true``): None until the first guided
-    call measures them (``control.potential.Task.keep_targets``), then one value per sample (leading batch axis)."""
+    ``keep`` names the moments held at the sample's own value (task ``keep: true``): None until the sample's
+    unguided twin measures them (``control.potential.Task.keep_targets``), then one value per sample (leading batch axis)."""
 
     mass: torch.Tensor | None = None  # () mass fraction
     centroid: torch.Tensor | None = None  # (3,) normalized

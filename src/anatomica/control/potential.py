@@ -192,15 +192,16 @@ class Task:
 
     @property
     def pending(self) -> bool:
-        """Whether some kept target still waits for the sample's first guided ẑ0 (``keep_targets``)."""
+        """Whether some kept target still waits for the sample's own moments (``keep_targets``)."""
         return any(d.target.pending for d in self.domains)
 
     def keep_targets(self, substructures: Sequence[torch.Tensor | Substructure]) -> Task:
         """This task with every pending kept target set to each sample's own moment of its S_k, detached: the mass
         fraction m, centroid p and Σⁿ of ``moments`` (paper, "Geometric moments") on the S_k the geometric term
         reads. The result is stacked for the batch (every target gets a leading batch axis), so the kept terms of
-        L_geo are 0 with zero gradient at these substructures and later pull each sample back to its own moments,
-        not to a population value. Measured on the grid the parsing reads (a re-gridded task's units)."""
+        L_geo are 0 at these substructures and pull each sample back to its own moments, not to a population
+        value. Measured on the grid the parsing reads (a re-gridded task's units); the guided run passes the
+        sample's unguided twin (``guided.run.guided_batch``)."""
         if not self.pending:
             return self
         first = substructures[0] if isinstance(substructures[0], torch.Tensor) else substructures[0].geometry

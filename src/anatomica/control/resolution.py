@@ -5,8 +5,8 @@ Every domain is placed by its placement (``Placement.place``: from the reference
 (``anatomica.control.moments``): relative targets (mass ``scale``, centroid ``offset_mm`` or ``{}``,
 covariance ``{}``) are measured on the reference inside the same domain; absolute ones (mass ``value`` in
 mL / mm² / mm for volume / plane / line domains, centroid ``value_mm``, covariance ``value_mm2``) go through
-the volume's frame (``anatomica.frame``); kept ones (``keep: true``) are left for the sample itself to give
-when guidance starts (``Task.keep_targets``).
+the volume's frame (``anatomica.frame``); kept ones (``keep: true``) are left for the sample itself to give:
+its unguided twin's (``Task.keep_targets``, called by ``guided.run.guided_batch``).
 """
 
 from __future__ import annotations

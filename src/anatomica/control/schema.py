@@ -279,9 +279,9 @@ class CovarianceTarget(_Model):
 
 class Targets(_Model):
     """A domain's targets. ``keep: true`` (mass, centroid, covariance) holds a moment at the sample's own value:
-    measured on the first guided prediction ẑ0 of each sample (detached) and fixed for the rest of the
-    trajectory (``control.potential.Task.keep_targets``), so another term can act without moving, shrinking or
-    reshaping what it keeps."""
+    measured on the sample's unguided twin (the same noise sampled without guidance) at the end of its
+    trajectory and fixed while guiding (``control.potential.Task.keep_targets``), so another term can act without
+    moving, shrinking or reshaping what it keeps."""
 
     mass: MassTarget | None = None
     centroid: CentroidTarget | None = None

@@ -85,15 +85,9 @@ class Parsing:
             return l_local_parse(self.decoder, self.task, z)
         return l_coarse_parse(self.decoder, self.task, z, self.resolution.coarse_shape)
 
-    def potential(self, z: Tensor, keep: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
-        """The task's potential L (B,) and its terms on the parsed substructures of ẑ0.
-
-        With ``keep`` (the guided denoiser's calls), kept targets (``keep: true``) still pending are first set to
-        each sample's own moments of these substructures (``Task.keep_targets``) and held from then on: the first
-        guided call fixes them, on the grids this parsing reads."""
+    def potential(self, z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """The task's potential L (B,) and its terms on the parsed substructures of ẑ0."""
         S = self(z)
-        if keep and self.task.pending:
-            self.task = self.task.keep_targets(S)
         return self.task.potential(S)
 
 

@@ -47,7 +47,7 @@ def domain_report(m: DomainMeasure, guidance_grid: Sequence[int] | None = None) 
         },
         "errors": dict(m.errors),
     }
-    if t.kept:  # these targets are the sample's own moments at the first guided call (None if never guided)
+    if t.kept:  # these targets are the sample's own moments: its unguided twin's
         row["target"]["kept"] = list(t.kept)
     if guidance_grid is not None:
         row["guidance_grid"] = list(guidance_grid)

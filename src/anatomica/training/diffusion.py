@@ -27,6 +27,7 @@ class DiffusionTrainConfig:
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 10
+    init: str | None = None  # a trained unconditional prior to start from (run folder or packaged name)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,6 +84,29 @@ class DiffusionTask(L.LightningModule):
         # Here, not in on_train_batch_end: checkpoint callbacks run before the module's batch-end hook, so an
         # EMA updated there would be saved one step stale and a resumed run would drift from an uninterrupted one.
         self.update_ema()
+
+    @torch.no_grad()
+    def init_from(self, state: dict[str, torch.Tensor]) -> None:
+        """Start denoiser and EMA from a trained unconditional prior's weights. A conditional denoiser's input
+        convolution also reads the condition channels, concatenated after the latent's (``ConditionedDenoiser``):
+        it takes the prior's weights for the latent channels and zeros for the others, so at step 0
+        D(x; σ | c) = D(x; σ) for every c and training only has to learn what the condition adds."""
+        own = self.denoiser.state_dict()
+        if set(own) != set(state):
+            raise ValueError(f"the prior's weights do not match this network: {len(set(own) ^ set(state))} tensor names differ")
+        new, widened = {}, []
+        for k, mine in own.items():
+            w = state[k].to(mine.dtype)
+            if w.shape != mine.shape:
+                if w.ndim != mine.ndim or w.ndim < 2 or w.shape[0] != mine.shape[0] or w.shape[2:] != mine.shape[2:] or w.shape[1] > mine.shape[1]:
+                    raise ValueError(f"{k}: the prior has shape {tuple(w.shape)}, this network {tuple(mine.shape)}")
+                w = torch.cat([w, w.new_zeros(w.shape[0], mine.shape[1] - w.shape[1], *w.shape[2:])], dim=1)
+                widened.append(k)
+            new[k] = w
+        if len(widened) > 1:  # only the first convolution sees the condition channels
+            raise ValueError(f"the prior differs from this network in more than the input convolution: {', '.join(widened)}")
+        self.denoiser.load_state_dict(new)
+        self.ema.load_state_dict(new)
 
     @torch.no_grad()
     def update_ema(self) -> None:

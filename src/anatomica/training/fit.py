@@ -54,6 +54,24 @@ def _init_state(source: Path) -> tuple[dict[str, torch.Tensor], AutoencoderConfi
     return load_weights(folder, kind="autoencoder")[0], AutoencoderConfig.from_dict(config["model"])
 
 
+def _run_autoencoder(folder: Path, config: dict):
+    """The autoencoder copy a diffusion run (or packaged model) keeps beside its prior, in eval mode."""
+    ae = build_autoencoder(config["autoencoder"]["config"], folder)
+    load_module_state(ae, load_tensors(folder / "autoencoder.safetensors")[0], str(folder / "autoencoder.safetensors"))
+    return ae.eval().requires_grad_(False)
+
+
+def _init_prior(source: str) -> tuple[tuple[dict[str, torch.Tensor], dict], Path]:
+    """((EMA weights, config), folder) of the unconditional prior ``--init`` names: a diffusion run or a packaged model."""
+    from anatomica.model import resolve_model
+
+    folder = resolve_model(source)
+    state, config = load_weights(folder, kind="latent_diffusion")
+    if config.get("condition") is not None:
+        raise AnatomicaError(f"--init {source}: a conditional model; start from an unconditional prior")
+    return (state, config), folder
+
+
 def _resume_config(run: Path, kind: str, steps: int | None) -> dict:
     """The run's config, with ``steps`` (the new total) recorded when given."""
     config = read_config(run, kind)
@@ -198,15 +216,17 @@ def train_diffusion(
 
     With ``condition`` ('explicit' or 'implicit') and ``task`` (a packaged task name or a YAML file), train a
     conditional baseline of the Anatomica paper: the denoiser also sees each case's moments in the task's
-    domains (``control.conditioning``); config.json records them under "condition"."""
+    domains (``control.conditioning``); config.json records them under "condition".
+
+    With ``train.init`` (an unconditional prior), start from its weights, latent normalization, architecture and
+    autoencoder instead of from scratch (``DiffusionTask.init_from``); ``autoencoder`` is then not given."""
     main = is_main_process()
     cond_record = None
     if resume is not None:
         run = Path(resume)
         config = _resume_config(run, "latent_diffusion", steps)
         tc = DiffusionTrainConfig(**config["train"])
-        ae = build_autoencoder(config["autoencoder"]["config"], run)
-        load_module_state(ae, load_tensors(run / "autoencoder.safetensors")[0], str(run / "autoencoder.safetensors"))
+        ae = _run_autoencoder(run, config)
         d = config["data"]
         full, train_set, _ = _load_data(Path(d["path"]), d["shape"], d["val_fraction"])
         check_same_data(d, full)
@@ -214,10 +234,12 @@ def train_diffusion(
         shift, scale = config["model"]["latent_shift"], config["model"]["latent_scale"]
         cond_record = config.get("condition")
     else:
-        if autoencoder is None or out is None:
-            raise AnatomicaError("give --autoencoder and --out (or --resume RUN)")
-        run = Path(out)
         tc = train or DiffusionTrainConfig()
+        if tc.init is not None and autoencoder is not None:
+            raise AnatomicaError("--init trains on the prior's own autoencoder; drop --autoencoder")
+        if (autoencoder is None and tc.init is None) or out is None:
+            raise AnatomicaError("give --autoencoder (or --init PRIOR) and --out (or --resume RUN)")
+        run = Path(out)
         if steps is not None:
             tc = replace(tc, steps=int(steps))
         check_train_config(tc)
@@ -226,12 +248,16 @@ def train_diffusion(
             cond_record = {"kind": condition, "task": spec.name, "source": str(task), "spec": spec.model_dump(mode="json", exclude={"guidance"})}
         if main:
             check_output_dir(run, overwrite, f"pass --overwrite to replace the run, or --resume {run} to continue it")
-        ae, ae_config = load_autoencoder(autoencoder)
+        if tc.init is not None:
+            prior, prior_dir = _init_prior(tc.init)
+            ae, ae_config = _run_autoencoder(prior_dir, prior[1]), prior[1]["autoencoder"]["config"]
+        else:
+            prior, (ae, ae_config) = None, load_autoencoder(autoencoder)
         d = dict(ae_config["data"])
         if data is not None:
             d["path"] = str(Path(data).resolve())
         if d.get("path") is None:
-            raise AnatomicaError(f"{autoencoder}: the autoencoder does not record where its data is (a packaged model); pass --data")
+            raise AnatomicaError(f"{autoencoder or tc.init}: the autoencoder does not record where its data is (a packaged model); pass --data")
         full, train_set, _ = _load_data(Path(d["path"]), d["shape"], d["val_fraction"])
         if full.label_table != ae_config["data"]["labels"]:
             raise AnatomicaError(f"{d['path']}: label table differs from the one the autoencoder was trained on")
@@ -241,17 +267,24 @@ def train_diffusion(
         cond, cond_record = _training_conditioning(cond_record, train_set, ae.latent_shape(train_set.shape)[1:])
     latents = encode_dataset(ae, train_set)
     if resume is None:
-        shift, scale = latent_normalization(latents)
         latent_shape = list(latents.shape[1:])
+        if prior is None:
+            shift, scale = latent_normalization(latents)
+        else:  # the prior's normalization and architecture: its weights only make sense in its own units
+            m = prior[1]["model"]
+            if list(m["latent_shape"]) != latent_shape:
+                raise AnatomicaError(f"--init {tc.init}: its latents are {m['latent_shape']}, this data's {latent_shape}")
+            shift, scale, unet = m["latent_shift"], m["latent_scale"], UNetConfig.from_dict(m["unet"])
         if cond is None:
             uc = replace(unet or UNetConfig(), spatial_dims=3, in_channels=latent_shape[0], out_channels=None)
         else:  # F([c_in·x, c]) predicts the latent channels only
             uc = replace(unet or UNetConfig(), spatial_dims=3, in_channels=latent_shape[0] + cond.shape[1], out_channels=latent_shape[0])
         voxel_ml = Frame(d["shape"], d["affine"]).voxel_volume_mm3 / 1000.0
         config = {
-            "model": {"unet": uc.to_dict(), "sigma_data": 1.0, "latent_shape": latent_shape, "latent_shift": shift, "latent_scale": scale},
-            "sampling": dict(SAMPLING_DEFAULTS),
-            "autoencoder": {"source": str(Path(autoencoder).resolve()), "config": ae_config},
+            "model": {"unet": uc.to_dict(), "sigma_data": 1.0 if prior is None else prior[1]["model"]["sigma_data"], "latent_shape": latent_shape,
+                      "latent_shift": shift, "latent_scale": scale},
+            "sampling": dict(SAMPLING_DEFAULTS if prior is None else prior[1]["sampling"]),
+            "autoencoder": {"source": str(Path(autoencoder).resolve()) if prior is None else f"{tc.init} (the --init prior's)", "config": ae_config},
             "train": tc.to_dict(),
             "data": d,
             "data_stats": label_volume_stats(train_set.labels, train_set.label_table, voxel_ml),
@@ -263,6 +296,11 @@ def train_diffusion(
     lt = DiffusionTask(uc, tc, z, sigma_data=config["model"]["sigma_data"], cond=cond)
     if resume is None and any(s % lt.denoiser.net.downsampling for s in z.shape[2:]):
         raise AnatomicaError(f"latent size {tuple(z.shape[2:])} is not divisible by the UNet's {lt.denoiser.net.downsampling}; use fewer UNet levels")
+    if resume is None and prior is not None:
+        try:
+            lt.init_from(prior[0])
+        except ValueError as e:
+            raise AnatomicaError(f"--init {tc.init}: {e}") from None
     ckpt = resume_checkpoint(run, lt, tc.steps) if resume is not None else None
     with _run_folder(run, overwrite, fresh=resume is None and main):
         if resume is None and main:
