@@ -221,8 +221,8 @@ def train_diffusion(
     With ``train.init`` (an unconditional prior), start from its weights, latent normalization, architecture and
     autoencoder instead of from scratch (``DiffusionTask.init_from``); ``autoencoder`` is then not given."""
     main = is_main_process()
-    cond_record = None
-    if resume is not None:
+    cond_record, prior = None, None
+    if resume is not None:  # a warm-started run resumes from its checkpoint, not from the prior again
         run = Path(resume)
         config = _resume_config(run, "latent_diffusion", steps)
         tc = DiffusionTrainConfig(**config["train"])
@@ -252,7 +252,7 @@ def train_diffusion(
             prior, prior_dir = _init_prior(tc.init)
             ae, ae_config = _run_autoencoder(prior_dir, prior[1]), prior[1]["autoencoder"]["config"]
         else:
-            prior, (ae, ae_config) = None, load_autoencoder(autoencoder)
+            ae, ae_config = load_autoencoder(autoencoder)
         d = dict(ae_config["data"])
         if data is not None:
             d["path"] = str(Path(data).resolve())
